@@ -1,0 +1,45 @@
+"""Every error answer is a FHIR OperationOutcome with a 4xx status."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import GatewayError, Issue
+from ..fhir.jsonio import dumps
+from ..fhir.outcome import operation_outcome
+
+FHIR_JSON = "application/fhir+json"
+
+
+def outcome_response(status: int, issues: list[Issue], headers: dict[str, str] | None = None) -> Response:
+    return Response(dumps(operation_outcome(issues)), status_code=status, media_type=FHIR_JSON,
+                    headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(GatewayError)
+    async def _gateway_error(request: Request, exc: GatewayError) -> Response:
+        return outcome_response(exc.status, exc.issues)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> Response:
+        issues = [Issue("error", "invalid", str(e.get("msg")), ".".join(str(p) for p in e.get("loc", ())))
+                  for e in exc.errors()]
+        return outcome_response(400, issues)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "not-found", 405: "not-supported", 413: "too-long", 415: "not-supported"}.get(
+            exc.status_code, "processing")
+        return outcome_response(exc.status_code, [Issue("error", code, str(exc.detail))])  # type: ignore[arg-type]
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        import logging
+
+        logging.getLogger("gateway.api").exception("unexpected error on %s", request.url.path)
+        return outcome_response(500, [Issue("fatal", "exception",
+                                            f"internal error ({type(exc).__name__}); nothing was stored")])

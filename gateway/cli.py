@@ -1,0 +1,223 @@
+"""``gateway`` command line.
+
+Subcommands:
+
+- ``convert FILE [--from hl7v2|auto] [-o OUT] [--strict]``: print a FHIR R4
+  transaction Bundle; findings go to stderr; exit 0 converted, 2 refused
+  (one line naming the file and the HL7 location).
+- ``ingest FILE... [--home DIR] [--db URL]``: convert and store.
+- ``serve [--host H] [--port P] [--mllp-port N] [--demo]``: the HTTP API (and
+  MLLP when asked).
+- ``send FILE --mllp HOST:PORT``: send a message over MLLP and print the ACK.
+
+Heavy imports (FastAPI, SQLAlchemy, uvicorn) are deferred to the commands
+that need them, so ``gateway convert`` starts fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+EXIT_OK, EXIT_FAIL, EXIT_REFUSED = 0, 1, 2
+
+
+def _add_home(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--home", help="folder with the database and configuration "
+                                  "(env GATEWAY_HOME, default ./.gateway)")
+    p.add_argument("--db", help="database URL, overrides the home's SQLite file (env GATEWAY_DB)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gateway", description="Cross-border health-data gateway")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("convert", help="convert one message to a FHIR R4 Bundle")
+    p.add_argument("file", help="the message file ('-' for standard input)")
+    p.add_argument("--from", dest="source_format", default="auto", choices=["auto", "hl7v2"])
+    p.add_argument("-o", "--output", help="write the Bundle here instead of standard output")
+    p.add_argument("--strict", action="store_true",
+                   help="also check the message structure with hl7apy (slow)")
+    p.add_argument("--outcome", help="write the OperationOutcome (all findings) as JSON here")
+    p.add_argument("-q", "--quiet", action="store_true", help="print only warnings and errors")
+
+    p = sub.add_parser("ingest", help="convert and store messages")
+    p.add_argument("files", nargs="+")
+    p.add_argument("--from", dest="source_format", default="auto", choices=["auto", "hl7v2"])
+    _add_home(p)
+
+    p = sub.add_parser("serve", help="run the HTTP API (and an MLLP listener)")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--mllp-port", type=int, default=None, help="also listen for HL7 v2 over MLLP")
+    p.add_argument("--demo", action="store_true", help="load the demo data (fixtures/) first")
+    _add_home(p)
+
+    p = sub.add_parser("send", help="send one HL7 v2 message over MLLP and print the ACK")
+    p.add_argument("file")
+    p.add_argument("--mllp", required=True, metavar="HOST:PORT")
+    p.add_argument("--timeout", type=float, default=10.0)
+    return parser
+
+
+def _read(path: str) -> bytes:
+    if path == "-":
+        return sys.stdin.buffer.read()
+    return Path(path).read_bytes()
+
+
+def _refuse(path: str, exc: BaseException) -> int:
+    from .errors import GatewayError
+
+    where = exc.location if isinstance(exc, GatewayError) else None
+    detail = exc.issues[0].message if isinstance(exc, GatewayError) and exc.issues else str(exc)
+    print(f"gateway: {path}{': ' + where if where else ''}: refused: {detail}", file=sys.stderr)
+    return EXIT_REFUSED
+
+
+def cmd_convert(args: argparse.Namespace) -> int:
+    from .errors import GatewayError
+    from .fhir.jsonio import dumps_pretty
+    from .pipeline import convert
+
+    try:
+        data = _read(args.file)
+    except OSError as exc:
+        print(f"gateway: {args.file}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        conv = convert(data, args.source_format, strict=args.strict)
+    except GatewayError as exc:
+        return _refuse(args.file, exc)
+    for issue in conv.issues:
+        if args.quiet and issue.severity == "information":
+            continue
+        print(f"{args.file}: {issue.render()}", file=sys.stderr)
+    out = conv.to_json(pretty=True)
+    if args.output:
+        Path(args.output).write_bytes(out)
+    else:
+        sys.stdout.buffer.write(out)
+    if args.outcome:
+        Path(args.outcome).write_bytes(dumps_pretty(conv.outcome()))
+    return EXIT_OK
+
+
+def cmd_ingest(args: argparse.Namespace) -> int:
+    from .errors import GatewayError
+    from .ingest import ingest
+    from .records import Store
+    from .settings import Settings
+
+    settings = Settings.resolve(args.home, args.db)
+    settings.ensure_home()
+    store = Store(settings.db_url)
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            done = ingest(store, _read(path), args.source_format)
+        except GatewayError as exc:
+            status = _refuse(path, exc)
+            continue
+        except OSError as exc:
+            print(f"gateway: {path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            status = EXIT_REFUSED
+            continue
+        r = done.result
+        counts = {s: sum(1 for e in r.entries if e.status == s) for s in ("created", "updated", "unchanged")}
+        note = " (already stored)" if r.replay else ""
+        print(f"{path}: stored{note}: {counts['created']} created, {counts['updated']} updated, "
+              f"{counts['unchanged']} unchanged")
+    store.close()
+    return status
+
+
+def load_demo(store: "object") -> int:
+    """Ingest every fixture under fixtures/hl7v2 (idempotent)."""
+    from .errors import GatewayError
+    from .ingest import ingest
+    from .pipeline import mappings_root
+
+    root = mappings_root().parent / "fixtures" / "hl7v2"
+    n = 0
+    for path in sorted(root.rglob("*.hl7")):
+        try:
+            ingest(store, path.read_bytes(), "hl7v2")  # type: ignore[arg-type]
+            n += 1
+        except GatewayError:
+            continue
+    return n
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    import asyncio
+
+    import uvicorn
+
+    from .api import create_app
+    from .ingest import bad_frame_reply, mllp_handler
+    from .mllp import MLLPServer
+    from .records import Store
+    from .settings import Settings
+
+    settings = Settings.resolve(args.home, args.db)
+    settings.ensure_home()
+    store = Store(settings.db_url)
+    if args.demo:
+        n = load_demo(store)
+        print(f"gateway: demo data loaded ({n} messages)")
+    app = create_app(settings, store)
+    base = f"http://{args.host}:{args.port}"
+    print(f"gateway: home {settings.home}")
+    print(f"gateway: API {base}  (docs {base}/docs, health {base}/health, "
+          f"resources {base}/fhir/Patient)")
+
+    async def main() -> None:
+        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info"))
+        tasks = [server.serve()]
+        mllp = None
+        if args.mllp_port is not None:
+            mllp = MLLPServer(mllp_handler(store), args.host, args.mllp_port,
+                              on_bad_frame=bad_frame_reply)
+            await mllp.start()
+            print(f"gateway: MLLP {args.host}:{mllp.port}")
+        try:
+            await asyncio.gather(*tasks)
+        finally:
+            if mllp is not None:
+                await mllp.close()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+    return EXIT_OK
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from .mllp import send_message
+
+    host, _, port = args.mllp.rpartition(":")
+    if not host or not port.isdigit():
+        print(f"gateway: --mllp {args.mllp!r}: expected HOST:PORT", file=sys.stderr)
+        return EXIT_REFUSED
+    try:
+        data = _read(args.file).lstrip(b"\xef\xbb\xbf").replace(b"\r\n", b"\r").replace(b"\n", b"\r")
+        ack = send_message(host, int(port), data, timeout=args.timeout)
+    except (OSError, TimeoutError) as exc:
+        print(f"gateway: {args.file}: not sent: {exc}", file=sys.stderr)
+        return EXIT_FAIL
+    sys.stdout.write(ack.decode("utf-8", "replace").replace("\r", "\n"))
+    return EXIT_OK if b"|AA|" in ack else EXIT_REFUSED
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"convert": cmd_convert, "ingest": cmd_ingest, "serve": cmd_serve,
+               "send": cmd_send}[args.command]
+    return handler(args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Readers that turn bytes into a parsed source; they know nothing of FHIR."""

@@ -1,0 +1,60 @@
+"""Convert and store: the one operation every inbound channel (HTTP, MLLP,
+CLI) performs, so that all of them answer the same way."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import GatewayError, Issue
+from .fhir.outcome import operation_outcome
+from .formats.hl7v2 import parse
+from .formats.hl7v2.ack import build_ack
+from .pipeline import Conversion, convert
+from .records import IngestResult, Store
+
+__all__ = ["ingest", "Ingested", "mllp_handler", "bad_frame_reply"]
+
+
+@dataclass(slots=True)
+class Ingested:
+    conversion: Conversion | None  # None on a replay answered from the log
+    result: IngestResult
+
+
+def ingest(store: Store, data: bytes, source_format: str = "auto", *, strict: bool = False) -> Ingested:
+    """Convert ``data`` and store the result in one transaction.
+
+    Raises :class:`GatewayError` when the input is refused; nothing is
+    stored then."""
+    conv = convert(data, source_format, strict=strict)
+    outcome = operation_outcome(conv.issues, ok_text="converted without findings")
+    result = store.ingest(conv.resources, ingestion_id=conv.digest, source_format=conv.source_format,
+                          source=conv.source, outcome=outcome)
+    return Ingested(conv, result)
+
+
+def mllp_handler(store: Store):  # type: ignore[no-untyped-def]
+    """A handler for :class:`gateway.mllp.MLLPServer`: AA only once stored,
+    AR with ERR segments when the message is refused, AE if storing failed."""
+
+    def handle(data: bytes) -> bytes:
+        try:
+            message = parse(data)
+        except GatewayError as exc:
+            return build_ack(None, "AR", exc.issues, text=str(exc))
+        try:
+            done = ingest(store, data, "hl7v2")
+        except GatewayError as exc:
+            return build_ack(message, "AR", exc.issues, text=str(exc))
+        except Exception as exc:  # storage failure: tell the sender to retry
+            issue = Issue("error", "exception", f"message not stored: {type(exc).__name__}")
+            return build_ack(message, "AE", [issue], text="message not stored, resend")
+        warnings = [i for i in done.conversion.issues if i.severity == "warning"] if done.conversion else []
+        return build_ack(message, "AA", warnings, text="replay" if done.result.replay else "")
+
+    return handle
+
+
+def bad_frame_reply(reason: str) -> bytes:
+    """The NACK for an unusable MLLP frame (no message to echo)."""
+    return build_ack(None, "AR", [Issue("error", "structure", reason, None)], text=reason[:80])

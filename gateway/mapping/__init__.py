@@ -1,0 +1,2 @@
+"""Mapping engines: declarative mapping files (``mappings/``) compiled once
+into plain Python objects and applied per message."""

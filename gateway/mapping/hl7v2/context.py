@@ -1,0 +1,87 @@
+"""What a value transform may see and do while one rule is applied."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Any
+
+from ...errors import Issue, Severity, IssueCode
+from ...fhir.ids import stable_id
+from ...formats.hl7v2.er7 import Rep, Segment
+
+if TYPE_CHECKING:
+    from .engine import Run
+
+__all__ = ["RuleContext"]
+
+_V2_TABLE = re.compile(r"^HL7(\d{4})$")
+
+
+class RuleContext:
+    """Handed to each transform call; one per conversion, re-pointed per rule."""
+
+    __slots__ = ("run", "segment", "loc", "resource", "expression")
+
+    def __init__(self, run: "Run") -> None:
+        self.run = run
+        self.segment: Segment | None = None
+        self.loc: str = ""
+        self.resource: dict[str, Any] = {}
+        self.expression: str | None = None
+
+    # ---- facts about the message
+    @property
+    def default_tz(self) -> str | None:
+        return self.run.default_tz
+
+    @property
+    def sender(self) -> str:
+        return self.run.sender
+
+    # ---- reporting
+    def report(self, message: str, severity: Severity = "information",
+               code: IssueCode = "informational") -> None:
+        self.run.issues.add(Issue(severity, code, message, self.loc or None, self.expression))
+
+    # ---- tables
+    def lookup(self, table: str, code: str, quiet: bool = False) -> Any:
+        tab = self.run.mapping.tables.get(table)
+        if tab is None:
+            return None
+        value = tab.get(code)
+        if value is None:
+            value = tab.get(code.upper())
+        return value
+
+    def system_uri(self, name: str) -> str | None:
+        mapping = self.run.mapping
+        uri = mapping.coding_systems.get(name.upper())
+        if uri:
+            return uri
+        m = _V2_TABLE.match(name.upper())
+        if m:
+            return f"http://terminology.hl7.org/CodeSystem/v2-{m.group(1)}"
+        if name.startswith(("http://", "https://", "urn:")):
+            return name
+        if re.fullmatch(r"[0-2](\.(0|[1-9]\d*))+", name):
+            return f"urn:oid:{name}"
+        return None
+
+    # ---- other fields of the same segment group
+    def related_field(self, segment: str, field: int) -> list[Rep]:
+        """Repetitions of ``segment-field`` from this segment (or the related
+        segment of that name), marking it used."""
+        seg = self.segment
+        if seg is None:
+            return []
+        target = seg if seg.name == segment else self.run.related_one(seg, segment)
+        if target is None:
+            return []
+        self.run.consume(target, field)
+        return target.reps(field)
+
+    # ---- side resources (Practitioner, Organization, Location, Device)
+    def emit(self, resource_type: str, key: tuple[str, ...], body: dict[str, Any]) -> dict[str, Any]:
+        rid = stable_id(resource_type, *key)
+        self.run.add_side_resource(resource_type, rid, body)
+        return {"reference": f"{resource_type}/{rid}"}

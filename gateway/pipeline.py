@@ -1,0 +1,135 @@
+"""The spine: bytes -> detected format -> reader -> mapping -> FHIR Bundle.
+
+``convert`` is pure (no storage) and is what ``gateway convert``, ``POST
+/ingest``, the MLLP listener and the benchmarks all call.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from .errors import Issue, RejectedInput
+from .fhir.bundle import transaction_bundle
+from .fhir.jsonio import dumps, dumps_pretty
+from .fhir.outcome import operation_outcome
+from .formats.detect import detect
+from .formats.hl7v2 import Message, parse
+from .mapping.hl7v2 import MappingSet, load_mapping_set, map_message
+
+__all__ = ["Conversion", "convert", "mappings_root", "hl7v2_mapping", "source_digest"]
+
+
+def mappings_root() -> Path:
+    """``mappings/`` beside the package (``GATEWAY_MAPPINGS`` overrides)."""
+    env = os.environ.get("GATEWAY_MAPPINGS")
+    if env:
+        return Path(env)
+    return Path(__file__).resolve().parent.parent / "mappings"
+
+
+@lru_cache(maxsize=1)
+def hl7v2_mapping() -> MappingSet:
+    return load_mapping_set(mappings_root() / "hl7v2")
+
+
+@dataclass(slots=True)
+class Conversion:
+    """The result of converting one message or document."""
+
+    source_format: str
+    digest: str  # sha256 of the normalised source: the idempotency key
+    resources: list[dict[str, Any]]
+    issues: list[Issue]
+    source: dict[str, str] = field(default_factory=dict)  # sender, control id, type, version
+
+    @property
+    def bundle(self) -> dict[str, Any]:
+        return transaction_bundle(self.resources)
+
+    def outcome(self) -> dict[str, Any]:
+        return operation_outcome(self.issues, ok_text="converted without findings")
+
+    def to_json(self, pretty: bool = False) -> bytes:
+        return (dumps_pretty if pretty else dumps)(self.bundle)
+
+
+def source_digest(text: str) -> str:
+    """sha256 of the message with segment ends normalised, so the same
+    message sent with CR or LF, with or without a BOM, has one key."""
+    lines = [ln for ln in text.lstrip("\ufeff").replace("\r\n", "\r").replace("\n", "\r").split("\r")
+             if ln.strip()]
+    return hashlib.sha256("\r".join(ln.rstrip() for ln in lines).encode("utf-8")).hexdigest()
+
+
+def _meta_source(message: Message) -> str:
+    msh = message.msh
+    app = quote(msh.get(3) or "unknown", safe="")
+    fac = quote(msh.get(4) or "unknown", safe="")
+    return f"urn:hl7v2:{app}:{fac}#{quote(message.control_id, safe='')}"
+
+
+def convert_hl7v2(data: bytes | str, *, strict: bool = False, now: datetime | None = None,
+                  mapping: MappingSet | None = None) -> Conversion:
+    message = parse(data)
+    text = "\r".join(s.enc.field.join(s.fields) if s.name != "MSH" else
+                     "MSH" + s.enc.field.join(s.fields[2:]) for s in message.segments)
+    digest = source_digest(text)
+    issues: list[Issue] = []
+    if strict:
+        from .formats.hl7v2.strict import strict_issues
+
+        found = strict_issues(text)
+        if found:
+            raise RejectedInput(found[0].message, found)
+    if not message.version:
+        message.issues.warning("MSH-12 (version id) is empty: read as v2.5.1", "MSH[1]-12",
+                               code="required")
+    elif not message.version.startswith("2."):
+        message.issues.warning(f"MSH-12 version {message.version!r} is not an HL7 v2 version",
+                               "MSH[1]-12", code="value")
+    if message.one("PID") is None:
+        message.issues.warning("no PID segment: nothing can be tied to a patient", "PID",
+                               code="required")
+    m = mapping or hl7v2_mapping()
+    result = map_message(message, m, digest, now=_instant(now))
+    source = _meta_source(message)
+    resources = []
+    for res in result.resources:
+        meta = {**res.pop("meta", {}), "source": source}
+        resources.append({"resourceType": res.pop("resourceType"), "id": res.pop("id"),
+                          "meta": meta, **res})
+    code, event, structure = message.message_type
+    issues.extend(result.issues)
+    return Conversion(
+        "hl7v2", digest, resources, issues,
+        {"sender": "|".join(x for x in (message.msh.get(3), message.msh.get(4)) if x),
+         "control_id": message.control_id, "type": f"{code}^{event}",
+         "version": message.version, "mapping": m.version, "spec": result.message_spec},
+    )
+
+
+def _instant(now: datetime | None) -> str:
+    t = now or datetime.now(timezone.utc)
+    return t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def convert(data: bytes, source_format: str = "auto", *, strict: bool = False,
+            now: datetime | None = None) -> Conversion:
+    """Convert one message or document to FHIR R4 resources.
+
+    Raises a :class:`gateway.errors.GatewayError` (with located issues) when
+    the input cannot be read; everything else is reported in
+    ``Conversion.issues``."""
+    fmt = detect(data) if source_format == "auto" else source_format
+    if fmt == "hl7v2":
+        if data[:1] == b"\x0b":
+            data = data[1:].rstrip(b"\x1c\r\n")
+        return convert_hl7v2(data, strict=strict, now=now)
+    raise RejectedInput(f"unknown source format {fmt!r}")

@@ -1,0 +1,285 @@
+"""The record store: FHIR resources as JSON with versions, one transaction
+per ingestion, idempotent by source digest.
+
+SQLAlchemy Core over SQLite by default (a file in the gateway's home); any
+SQLAlchemy URL (PostgreSQL) works the same way.
+
+Update semantics follow HL7 v2: a field that a message does not value means
+"no information", not "delete". So an incoming resource replaces the
+top-level elements it carries and keeps the others from the stored version
+(an ORU with a bare PID does not wipe the address an ADT gave). A resource
+whose content does not change gets no new version.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    select,
+)
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+from ..fhir.jsonio import dumps, loads
+
+__all__ = ["Store", "IngestResult", "StoredEntry"]
+
+metadata = MetaData()
+
+resources = Table(
+    "resource", metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("version_id", Integer, nullable=False),
+    Column("last_updated", String(40), nullable=False),
+    Column("content", Text, nullable=False),
+)
+
+versions = Table(
+    "resource_version", metadata,
+    Column("resource_type", String(64), primary_key=True),
+    Column("id", String(64), primary_key=True),
+    Column("version_id", Integer, primary_key=True),
+    Column("last_updated", String(40), nullable=False),
+    Column("content", Text, nullable=False),
+)
+
+ingestions = Table(
+    "ingestion", metadata,
+    Column("id", String(64), primary_key=True),  # sha256 of the normalised source
+    Column("source_format", String(32), nullable=False),
+    Column("sender", String(256), nullable=False),
+    Column("control_id", String(256), nullable=False),
+    Column("message_type", String(64), nullable=False),
+    Column("received_at", String(40), nullable=False),
+    Column("result", Text, nullable=False),  # the stored answer, replayed on a repeat
+)
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEntry:
+    resource_type: str
+    id: str
+    version_id: int
+    status: str  # "created" | "updated" | "unchanged"
+    last_updated: str
+
+    @property
+    def reference(self) -> str:
+        return f"{self.resource_type}/{self.id}"
+
+
+@dataclass(slots=True)
+class IngestResult:
+    ingestion_id: str
+    replay: bool
+    entries: list[StoredEntry]
+    outcome: dict[str, Any]
+    received_at: str
+    source: dict[str, str] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ingestion_id": self.ingestion_id,
+            "received_at": self.received_at,
+            "source": self.source,
+            "entries": [[e.resource_type, e.id, e.version_id, e.status, e.last_updated]
+                        for e in self.entries],
+            "outcome": self.outcome,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "IngestResult":
+        return cls(data["ingestion_id"], True,
+                   [StoredEntry(*e) for e in data["entries"]], data["outcome"],
+                   data["received_at"], data.get("source", {}))
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _without_meta_versioning(res: dict[str, Any]) -> dict[str, Any]:
+    meta = {k: v for k, v in (res.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+    out = {k: v for k, v in res.items() if k != "meta"}
+    if meta:
+        out["meta"] = meta
+    return out
+
+
+class Store:
+    """Resources, their versions and the ingestion log, behind one engine."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, future=True, **_engine_args(url))
+        if url.startswith("sqlite"):
+            _sqlite_setup(self.engine)
+        metadata.create_all(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # ------------------------------------------------------------------ writing
+    def ingest(self, resources_in: list[dict[str, Any]], *, ingestion_id: str, source_format: str,
+               source: dict[str, str], outcome: dict[str, Any]) -> IngestResult:
+        """Store one converted message in one transaction. The same
+        ``ingestion_id`` twice stores nothing the second time and answers what
+        the first time answered."""
+        attempts = 0
+        while True:
+            attempts += 1
+            try:
+                with self.engine.begin() as conn:
+                    prior = conn.execute(
+                        select(ingestions.c.result).where(ingestions.c.id == ingestion_id)
+                    ).scalar_one_or_none()
+                    if prior is not None:
+                        return IngestResult.from_json(loads(prior))
+                    stamp = _now()
+                    entries = [self._put(conn, res, stamp) for res in resources_in]
+                    result = IngestResult(ingestion_id, False, entries, outcome, stamp, source)
+                    conn.execute(ingestions.insert().values(
+                        id=ingestion_id, source_format=source_format,
+                        sender=source.get("sender", "")[:256],
+                        control_id=source.get("control_id", "")[:256],
+                        message_type=source.get("type", "")[:64],
+                        received_at=stamp, result=dumps(result.to_json()).decode()))
+                    return result
+            except (IntegrityError, OperationalError):
+                # A concurrent writer stored the same message or resource
+                # first (or SQLite was busy): the transaction rolled back as a
+                # whole; try again, and a repeat then finds the stored answer.
+                if attempts >= 5:
+                    raise
+                time.sleep(0.05 * attempts)
+
+    def _put(self, conn: Connection, res: dict[str, Any], stamp: str) -> StoredEntry:
+        rtype, rid = res["resourceType"], res["id"]
+        row = conn.execute(
+            select(resources.c.version_id, resources.c.content)
+            .where(resources.c.resource_type == rtype, resources.c.id == rid)
+        ).one_or_none()
+        if row is None:
+            body = self._stamp(res, 1, stamp)
+            text = dumps(body).decode()
+            conn.execute(resources.insert().values(resource_type=rtype, id=rid, version_id=1,
+                                                   last_updated=stamp, content=text))
+            conn.execute(versions.insert().values(resource_type=rtype, id=rid, version_id=1,
+                                                  last_updated=stamp, content=text))
+            return StoredEntry(rtype, rid, 1, "created", stamp)
+        version, content = row
+        old = loads(content)
+        merged = {**_without_meta_versioning(old), **_without_meta_versioning(res)}
+        if merged == _without_meta_versioning(old):
+            return StoredEntry(rtype, rid, version, "unchanged", old["meta"]["lastUpdated"])
+        new_version = version + 1
+        body = self._stamp(merged, new_version, stamp)
+        text = dumps(body).decode()
+        updated = conn.execute(
+            resources.update()
+            .where(resources.c.resource_type == rtype, resources.c.id == rid,
+                   resources.c.version_id == version)
+            .values(version_id=new_version, last_updated=stamp, content=text))
+        if updated.rowcount != 1:
+            raise OperationalError("concurrent update", None, Exception(f"{rtype}/{rid}"))
+        conn.execute(versions.insert().values(resource_type=rtype, id=rid, version_id=new_version,
+                                              last_updated=stamp, content=text))
+        return StoredEntry(rtype, rid, new_version, "updated", stamp)
+
+    @staticmethod
+    def _stamp(res: dict[str, Any], version: int, stamp: str) -> dict[str, Any]:
+        meta = {"versionId": str(version), "lastUpdated": stamp,
+                **{k: v for k, v in (res.get("meta") or {}).items()
+                   if k not in ("versionId", "lastUpdated")}}
+        body = {"resourceType": res["resourceType"], "id": res["id"], "meta": meta}
+        body.update({k: v for k, v in res.items() if k not in ("resourceType", "id", "meta")})
+        return body
+
+    # ------------------------------------------------------------------ reading
+    def read(self, rtype: str, rid: str) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            content = conn.execute(
+                select(resources.c.content)
+                .where(resources.c.resource_type == rtype, resources.c.id == rid)
+            ).scalar_one_or_none()
+        return loads(content) if content is not None else None
+
+    def vread(self, rtype: str, rid: str, version: int) -> dict[str, Any] | None:
+        with self.engine.connect() as conn:
+            content = conn.execute(
+                select(versions.c.content).where(
+                    versions.c.resource_type == rtype, versions.c.id == rid,
+                    versions.c.version_id == version)
+            ).scalar_one_or_none()
+        return loads(content) if content is not None else None
+
+    def history(self, rtype: str, rid: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(versions.c.content)
+                .where(versions.c.resource_type == rtype, versions.c.id == rid)
+                .order_by(versions.c.version_id.desc())
+            ).scalars().all()
+        return [loads(r) for r in rows]
+
+    def search(self, rtype: str, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(resources.c.content).where(resources.c.resource_type == rtype)
+                .order_by(resources.c.last_updated.desc(), resources.c.id)
+                .limit(limit).offset(offset)
+            ).scalars().all()
+        return [loads(r) for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(resources.c.resource_type, func.count()).group_by(resources.c.resource_type)
+            ).all()
+        return {t: n for t, n in rows}
+
+    def ingestion_count(self) -> int:
+        from sqlalchemy import func
+
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(ingestions)).scalar_one())
+
+
+def _engine_args(url: str) -> dict[str, Any]:
+    if url.startswith("sqlite"):
+        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
+    return {"pool_pre_ping": True}
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL for concurrent readers, FULL sync so that an ACK means the message
+    is on disk, and BEGIN IMMEDIATE so that writers queue instead of failing
+    on a lock upgrade."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event issue BEGIN
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
