@@ -85,6 +85,9 @@ class CompiledPath:
                 node[name] = lst
             if step.index == -1:
                 if i == last:
+                    if value in lst:  # the same element twice is one element
+                        written.append(f"{name}[{lst.index(value)}]")
+                        break
                     lst.append(value)
                     written.append(f"{name}[{len(lst) - 1}]")
                     break

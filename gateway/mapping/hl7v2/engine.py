@@ -40,6 +40,7 @@ class _Planned:
     segment: Segment
     id: str
     body: dict[str, Any]
+    primary: bool = True  # False when another segment already made this resource
 
 
 class Run:
@@ -61,6 +62,7 @@ class Run:
         self.side_order: list[str] = []
         self.planned: list[_Planned] = []
         self.by_segment: dict[tuple[int, str], _Planned] = {}
+        self.by_id: dict[tuple[str, str], _Planned] = {}
         self.segments_used: set[int] = set()
 
     # ------------------------------------------------------------------ grouping
@@ -175,8 +177,15 @@ class Run:
                 if any(not _has(seg, self, r) for r in template.requires):
                     continue
                 rid = self.resource_id(template, seg)
-                body: dict[str, Any] = {"resourceType": rtype, "id": rid}
-                planned = _Planned(template, seg, rid, body)
+                same = self.by_id.get((rtype, rid))
+                if same is not None:
+                    # Two segments name the same thing (the drug ordered and the
+                    # drug dispensed): one resource, both rule sets fill it.
+                    planned = _Planned(template, seg, rid, same.body, primary=False)
+                else:
+                    body: dict[str, Any] = {"resourceType": rtype, "id": rid}
+                    planned = _Planned(template, seg, rid, body)
+                    self.by_id[(rtype, rid)] = planned
                 self.planned.append(planned)
                 self.by_segment[(seg.position, rtype)] = planned
                 self.segments_used.add(seg.position)
@@ -198,7 +207,7 @@ class Run:
         for planned in self.planned:
             body = planned.body
             for k, v in planned.template.fixed.items():
-                body[k] = _copy(v)
+                body.setdefault(k, _copy(v))
             if planned.template.profiles:
                 body["meta"] = {"profile": list(planned.template.profiles)}
             for rule in planned.template.rules:
@@ -208,7 +217,7 @@ class Run:
                 self.apply(rule, planned.segment, body, ctx)
         for planned, rule in deferred:
             for other in self.planned:
-                if other is not planned:
+                if other is not planned and other.primary:
                     rule.path.set(planned.body, {"reference": f"{other.body['resourceType']}/{other.id}"})
             for key in self.side_order:
                 rule.path.set(planned.body, {"reference": key})
@@ -316,9 +325,9 @@ class Run:
                     f"value {value[:60]!r} is not mapped", seg.loc(f)))
 
     def resources(self) -> list[dict[str, Any]]:
-        for p in self.planned:
-            _compact(p.body)
-        out = [p.body for p in self.planned]
+        out = [p.body for p in self.planned if p.primary]
+        for body in out:
+            _compact(body)
         out.extend(self.side[k] for k in self.side_order)
         return out
 
