@@ -111,6 +111,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def _content(res: dict[str, Any]) -> dict[str, Any]:
+    """What counts as a change: everything but meta."""
+    return {k: v for k, v in res.items() if k != "meta"}
+
+
 def _without_meta_versioning(res: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v for k, v in (res.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
     out = {k: v for k, v in res.items() if k != "meta"}
@@ -183,7 +188,9 @@ class Store:
         version, content = row
         old = loads(content)
         merged = {**_without_meta_versioning(old), **_without_meta_versioning(res)}
-        if merged == _without_meta_versioning(old):
+        if _content(merged) == _content(old):
+            # Only meta.source would change: the content is the same, so no
+            # new version (the Provenance of the new message still points here).
             return StoredEntry(rtype, rid, version, "unchanged", old["meta"]["lastUpdated"])
         new_version = version + 1
         body = self._stamp(merged, new_version, stamp)
