@@ -7,6 +7,7 @@ admission, lands on the same resource.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 
 __all__ = ["stable_id", "NAMESPACE"]
@@ -19,4 +20,12 @@ def stable_id(resource_type: str, *parts: str) -> str:
     a valid FHIR id. Parts are case-sensitive and stripped of surrounding
     whitespace."""
     name = "|".join([resource_type, *(p.strip() for p in parts)])
-    return str(uuid.uuid5(NAMESPACE, name))
+    # uuid.uuid5 without the UUID object: the same bytes, formatted directly
+    h = bytearray(hashlib.sha1(_NS_BYTES + name.encode("utf-8")).digest()[:16])
+    h[6] = (h[6] & 0x0F) | 0x50
+    h[8] = (h[8] & 0x3F) | 0x80
+    x = h.hex()
+    return f"{x[:8]}-{x[8:12]}-{x[12:16]}-{x[16:20]}-{x[20:]}"
+
+
+_NS_BYTES = NAMESPACE.bytes

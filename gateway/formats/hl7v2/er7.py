@@ -67,7 +67,9 @@ class Rep:
 
     def get(self, comp: int = 1, sub: int = 1) -> str:
         """Component ``comp``, subcomponent ``sub``, unescaped ('' when absent)."""
-        comps = self.components
+        comps = self._comps
+        if comps is None:
+            comps = self.components
         if comp > len(comps):
             return ""
         subs = comps[comp - 1]

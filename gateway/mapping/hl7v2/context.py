@@ -20,14 +20,31 @@ _V2_TABLE = re.compile(r"^HL7(\d{4})$")
 class RuleContext:
     """Handed to each transform call; one per conversion, re-pointed per rule."""
 
-    __slots__ = ("run", "segment", "loc", "resource", "expression")
+    __slots__ = ("run", "segment", "resource", "rule_path", "_field", "_comp", "_rep")
 
     def __init__(self, run: "Run") -> None:
         self.run = run
         self.segment: Segment | None = None
-        self.loc: str = ""
         self.resource: dict[str, Any] = {}
-        self.expression: str | None = None
+        self.rule_path = ""
+        self._field: int | None = None
+        self._comp: int | None = None
+        self._rep: int | None = None
+
+    def at(self, field: int | None, comp: int | None, rep: int | None) -> None:
+        """Point the context at a field (locations are formatted only when
+        something is reported)."""
+        self._field, self._comp, self._rep = field, comp, rep
+
+    @property
+    def loc(self) -> str:
+        seg = self.segment
+        return seg.loc(self._field, self._comp, self._rep) if seg is not None else ""
+
+    @property
+    def expression(self) -> str | None:
+        rtype = self.resource.get("resourceType", "")
+        return f"{rtype}.{self.rule_path}" if self.rule_path else None
 
     # ---- facts about the message
     @property
@@ -54,6 +71,15 @@ class RuleContext:
         return value
 
     def system_uri(self, name: str) -> str | None:
+        cache = self.run.mapping.system_cache
+        if name in cache:
+            return cache[name]
+        uri = self._system_uri(name)
+        if len(cache) < 4096:
+            cache[name] = uri
+        return uri
+
+    def _system_uri(self, name: str) -> str | None:
         mapping = self.run.mapping
         uri = mapping.coding_systems.get(name.upper())
         if uri:

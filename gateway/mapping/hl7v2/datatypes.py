@@ -35,6 +35,7 @@ class Transform:
     fn: TransformFn
     uses: frozenset[int] | None  # components read; None = the whole value
     many: bool = False  # receives the list of all repetitions at once
+    uses_upto: int = 0  # 1..uses_upto are all read: a shorter value needs no check
 
 
 TRANSFORMS: dict[str, Transform] = {}
@@ -42,7 +43,11 @@ TRANSFORMS: dict[str, Transform] = {}
 
 def transform(name: str, uses: set[int] | None = None, many: bool = False):  # type: ignore[no-untyped-def]
     def deco(fn: TransformFn) -> TransformFn:
-        TRANSFORMS[name] = Transform(name, fn, frozenset(uses) if uses is not None else None, many)
+        upto = 0
+        while uses is not None and upto + 1 in uses:
+            upto += 1
+        TRANSFORMS[name] = Transform(name, fn, frozenset(uses) if uses is not None else None, many,
+                                     upto)
         return fn
 
     return deco

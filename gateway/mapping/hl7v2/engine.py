@@ -63,6 +63,7 @@ class Run:
         self.planned: list[_Planned] = []
         self.by_segment: dict[tuple[int, str], _Planned] = {}
         self.by_id: dict[tuple[str, str], _Planned] = {}
+        self._related_one: dict[tuple[int, str], Segment | None] = {}
         self.segments_used: set[int] = set()
 
     # ------------------------------------------------------------------ grouping
@@ -102,8 +103,14 @@ class Run:
         return top
 
     def related_one(self, seg: Segment, name: str) -> Segment | None:
+        key = (seg.position, name)
+        cache = self._related_one
+        if key in cache:
+            return cache[key]
         found = self.related(seg, name)
-        return found[0] if found else None
+        one = found[0] if found else None
+        cache[key] = one
+        return one
 
     # ------------------------------------------------------------------ bookkeeping
     def consume(self, seg: Segment, field: int, comp: int | None = None) -> None:
@@ -224,6 +231,9 @@ class Run:
 
     def apply(self, rule: FieldRule | RefRule | EachRule, seg: Segment, body: dict[str, Any],
               ctx: RuleContext) -> None:
+        if type(rule) is FieldRule:
+            self._apply_field(rule, seg, body, ctx)
+            return
         if isinstance(rule, RefRule):
             targets = self.ref_targets(rule, seg)
             if not rule.path.repeats:
@@ -241,25 +251,33 @@ class Run:
                 if element:
                     rule.path.set(body, element)
             return
+
+    def _apply_field(self, rule: FieldRule, seg: Segment, body: dict[str, Any],
+                     ctx: RuleContext) -> None:
         src = rule.source
-        target = seg if src.segment == seg.name else self.related_one(seg, src.segment)
-        if target is None:
-            return
+        if src.segment == seg.name:
+            target: Segment | None = seg
+        else:
+            target = self.related_one(seg, src.segment)
+            if target is None:
+                return
+        fields = target.fields  # type: ignore[union-attr]
+        if src.field >= len(fields) or not fields[src.field]:
+            return  # the common case: nothing to map, nothing to account for
+        assert target is not None
         self.consume(target, src.field, src.comp)
         reps = target.reps(src.field)
-        if not reps:
-            return
         tf = rule.transform
         ctx.segment = target
         ctx.resource = body
-        ctx.expression = f"{body.get('resourceType', '')}.{rule.path.text}"
+        ctx.rule_path = rule.path.text
         if src.comp is not None:
             reps = [r.component(src.comp) for r in reps]
             if src.sub is not None:
                 reps = [Rep(r.components[0][src.sub - 1] if src.sub <= len(r.components[0]) else "",
                             target.enc) for r in reps]
         if tf.many:
-            ctx.loc = target.loc(src.field, src.comp)
+            ctx.at(src.field, src.comp, None)
             value = tf.fn(reps, ctx, rule.args)  # type: ignore[arg-type]
             if value is not None and rule.path.set(body, value) is None:
                 ctx.report(f"not written: {rule.path.text} is already set by an earlier rule",
@@ -267,25 +285,26 @@ class Run:
             return
         use = reps if rule.path.repeats else reps[:1]
         if len(reps) > len(use):
-            ctx.loc = target.loc(src.field, src.comp, rep=2)
+            ctx.at(src.field, src.comp, 2)
             ctx.report(f"{len(reps) - 1} more repetition(s) not mapped: {rule.path.text} holds one",
                        "warning", code="structure")
+        uses = tf.uses if src.comp is None else None
         for n, rep in enumerate(use, 1):
             if not rep:
                 continue
-            ctx.loc = target.loc(src.field, src.comp, rep=n)
+            ctx.at(src.field, src.comp, n)
             value = tf.fn(rep, ctx, rule.args)
             if value is None:
                 continue
             if rule.path.set(body, value) is None:
                 ctx.report(f"not written: {rule.path.text} is already set by an earlier rule "
                            "(rules are in order of preference)", "information")
-            if tf.uses is not None and src.comp is None:
-                extra = [c for c in rep.filled() if c not in tf.uses]
-                for c in extra:
-                    ctx.loc = target.loc(src.field, c, rep=n)
-                    ctx.report(f"component has a value ({rep.get(c)!r}) that {tf.name} does not map",
-                               "information")
+            if uses is not None and len(rep.components) > tf.uses_upto:
+                for c in rep.filled():
+                    if c not in uses:
+                        ctx.at(src.field, c, n)
+                        ctx.report(f"component has a value ({rep.get(c)!r}) that {tf.name} does "
+                                   "not map", "information")
 
     # ------------------------------------------------------------------ accounting
     def account(self) -> None:
@@ -356,17 +375,29 @@ def _has(seg: Segment, run: Run, loc: str) -> bool:
     return bool(target and target.get(ref.field, ref.comp or 1, ref.sub or 1).strip())
 
 
-def _compact(node: Any) -> bool:
+def _compact(node: dict[str, Any]) -> bool:
     """Drop None, empty dicts and empty lists (left by indexed paths such as
     ``agent[2]`` when ``agent[1]`` had no source); True when ``node`` is empty."""
-    if isinstance(node, dict):
-        for k in [k for k, v in node.items() if v is None or _compact(v)]:
-            del node[k]
-        return not node
-    if isinstance(node, list):
-        node[:] = [v for v in node if v is not None and not _compact(v)]
-        return not node
-    return False
+    drop = []
+    for k, v in node.items():
+        t = type(v)
+        if v is None or (t is dict and _compact(v)) or (t is list and _compact_list(v)):
+            drop.append(k)
+    for k in drop:
+        del node[k]
+    return not node
+
+
+def _compact_list(items: list[Any]) -> bool:
+    keep = []
+    for v in items:
+        t = type(v)
+        if v is None or (t is dict and _compact(v)) or (t is list and _compact_list(v)):
+            continue
+        keep.append(v)
+    if len(keep) != len(items):
+        items[:] = keep
+    return not items
 
 
 def _copy(v: Any) -> Any:

@@ -123,6 +123,7 @@ class MappingSet:
     administrative: frozenset[str]
     tables: dict[str, dict[str, Any]]
     coding_systems: dict[str, str] = field(default_factory=dict)
+    system_cache: dict[str, str | None] = field(default_factory=dict)  # name -> URI, filled on use
 
     def spec_for(self, code: str, event: str, structure: str) -> MessageSpec:
         for key in (f"{code}^{event}", structure, f"{code}^*"):
