@@ -100,9 +100,19 @@ def convert_hl7v2(data: bytes | str, *, strict: bool = False, now: datetime | No
     m = mapping or hl7v2_mapping()
     result = map_message(message, m, digest, now=_instant(now))
     source = _meta_source(message)
+    tags = []
+    processing = message.msh.get(11).strip().upper()
+    not_real = m.tables.get("processing-not-production", {}).get(processing)
+    if not_real:
+        tags.append(dict(not_real))
+        issues.append(Issue("warning", "informational",
+                            f"MSH-11 processing id {processing!r}: not production data; every "
+                            "resource is tagged with it", "MSH[1]-11"))
     resources = []
     for res in result.resources:
         meta = {**res.pop("meta", {}), "source": source}
+        if tags:
+            meta["tag"] = [*meta.get("tag", []), *tags]
         resources.append({"resourceType": res.pop("resourceType"), "id": res.pop("id"),
                           "meta": meta, **res})
     code, event, structure = message.message_type

@@ -136,7 +136,12 @@ def test_adt_a01_field_by_field() -> None:
 
 
 def test_adt_a04_v23_with_bom() -> None:
-    r = _conv("ADT04-251.hl7").resources
+    c = _conv("ADT04-251.hl7")
+    r = c.resources
+    # MSH-11 'T': training data, tagged on every resource and said
+    assert all({"system": "http://terminology.hl7.org/CodeSystem/v2-0103", "code": "T",
+                "display": "Training"} in res["meta"]["tag"] for res in r)
+    assert any(i.location == "MSH[1]-11" for i in c.issues)
     p = _one(r, "Patient")
     assert p["name"][0] == {"family": "Doe", "given": ["Jane"]}
     assert p["birthDate"] == "1978-01-01" and p["gender"] == "female"
@@ -212,6 +217,7 @@ def test_vxu_v04_immunizations() -> None:
     assert len(obs) == 4 and all(o["partOf"] == [{"reference": f"Immunization/{tenivac['id']}"}] for o in obs)
     p = _one(r, "Patient")
     assert any(t.get("system") == "email" and t["value"] == "Elise.Wong@isp.com" for t in p["telecom"])
+    assert {"system": "phone", "value": "(406) 5557896", "use": "home"} in p["telecom"]
 
 
 def test_rde_o11_medication_request() -> None:
@@ -236,11 +242,12 @@ def test_rds_o13_dispense_points_at_its_prescription() -> None:
     r = _conv("RDS-O13-01.hl7").resources
     md = _one(r, "MedicationDispense")
     mr = _one(r, "MedicationRequest")
-    assert md["authorizingPrescription"] == [{"reference": f"MedicationRequest/{mr['id']}"}]
+    assert md["authorizingPrescription"][0]["reference"] == f"MedicationRequest/{mr['id']}"
+    # RXD-7 numbers the prescription: it identifies the order, not the dispense
+    assert md["authorizingPrescription"][0]["identifier"]["value"] == "PN12345"
     assert md["quantity"]["value"] == 10
     assert md["whenHandedOver"] == "2020-12-12"
     assert md["status"] == "completed"
-    assert md["identifier"][0]["value"] == "PN12345"
     assert md["performer"][0]["actor"]["display"].endswith("Smith")
 
 

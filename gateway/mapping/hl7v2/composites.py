@@ -17,6 +17,7 @@ from .datatypes import (
     observation_value,
     t_cq,
     t_cwe,
+    t_pl,
     unit_coding,
     t_cx,
     t_xad,
@@ -606,3 +607,38 @@ def t_give_amount(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> Any:
     if high is not None and high != low:
         return ("Range", {"low": {"value": low, **unit}, "high": {"value": high, **unit}})
     return ("Quantity", {"value": low, **unit})
+
+
+@transform("encounter_location", uses={1, 2, 3, 4, 7, 8, 9})
+def t_encounter_location(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> Any:
+    """A PL with the status of the stay there: current (PV1-3), temporary
+    (PV1-11) active, pending (PV1-42) planned, prior (PV1-6) completed."""
+    ref = t_pl(rep, ctx, args)
+    if ref is None:
+        return None
+    return {"location": ref, "status": args["status"]}
+
+
+@transform("component_strength", uses={1})
+def t_component_strength(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> Any:
+    """RXC-5 (strength) with RXC-6 (strength units) per one RXC-4 unit, as a
+    Ratio (both terms present, as rat-1 requires)."""
+    n = _number(rep.get(1))
+    if n is None:
+        ctx.report(f"{rep.get(1)!r} is not a number", "warning", code="value")
+        return None
+    units = ctx.related_field("RXC", 6)
+    per = ctx.related_field("RXC", 4)
+    numerator = {"value": n, **(unit_coding(units[0], ctx) if units else {})}
+    denominator: dict[str, Any] = {"value": 1}
+    if per:
+        denominator.update(unit_coding(per[0], ctx))
+    return {"numerator": numerator, "denominator": denominator}
+
+
+@transform("report_origin", uses={1, 2, 3})
+def t_report_origin(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> Any:
+    """RXA-9: a report origin only for historical records (not '00', new)."""
+    if rep.get(1).strip() == "00":
+        return None
+    return t_cwe(rep, ctx, {})

@@ -231,11 +231,11 @@ def _hd_system(rep: Rep, ns: int, uid: int, uid_type: int, ctx: "RuleContext") -
     universal = rep.get(uid).strip() if uid else ""
     kind = rep.get(uid_type).strip().upper() if uid_type else ""
     if universal:
-        if kind == "ISO" or re.fullmatch(r"[0-2](\.(0|[1-9]\d*))+", universal):
+        if kind == "ISO" or (not kind and re.fullmatch(r"[0-2](\.(0|[1-9]\d*))+", universal)):
             return f"urn:oid:{universal}"
         if kind in ("URI", "URL") or universal.startswith(("http:", "https:", "urn:")):
             return universal
-        if kind == "UUID":
+        if kind in ("UUID", "GUID"):
             return f"urn:uuid:{universal}"
     namespace = rep.get(ns).strip() if ns else ""
     if namespace:
@@ -331,6 +331,9 @@ def t_cwe(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] 
     """CE / CWE / CNE to CodeableConcept. With ``table``, the translated
     coding comes first and the original coding is kept after it."""
     codings = [c for c in (coding(rep, ctx, 1, 2, 3, 7), coding(rep, ctx, 4, 5, 6, 8)) if c]
+    default_system = args.get("default_system")
+    if default_system and codings and "system" not in codings[0] and not rep.get(3).strip():
+        codings[0] = {"system": default_system, **codings[0]}
     table = args.get("table")
     if table and codings:
         mapped = ctx.lookup(table, codings[0]["code"], quiet=True)
@@ -464,7 +467,11 @@ def t_xtn(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] 
     equipment = rep.get(3).strip()
     use_code = rep.get(2).strip()
     email = rep.get(4).strip()
-    if email:
+    is_email = equipment.upper() in ("INTERNET", "X.400") or use_code.upper() == "NET"
+    if email and not is_email:
+        ctx.report(f"XTN-4 {email!r} is an e-mail address but XTN-3 is {equipment!r}: not used",
+                   "warning", code="value")
+    if email and is_email:
         value = email
         cp["system"] = "email"
     else:
