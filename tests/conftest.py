@@ -23,6 +23,33 @@ def sample(name: str) -> bytes:
     return matches[0].read_bytes()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator["object"]:
+    """One throwaway PostgreSQL server for the session (skipped where the
+    binaries are not installed)."""
+    from tests.pgserver import PostgresServer
+
+    try:
+        server = PostgresServer()
+        server.start()
+    except (RuntimeError, OSError) as exc:
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    yield server
+    server.stop()
+
+
+_db_counter = iter(range(1, 1_000_000))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh, empty database of each kind."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'test.db'}"
+    server = request.getfixturevalue("postgres")
+    return server.new_database(f"t{next(_db_counter)}")  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator["object"]:
     from gateway.records import Store
@@ -33,13 +60,14 @@ def store(tmp_path: Path) -> Iterator["object"]:
 
 
 @pytest.fixture
-def client(tmp_path: Path) -> Iterator["object"]:
+def client(tmp_path: Path, db_url: str) -> Iterator["object"]:
+    """The HTTP API over a fresh database, once on SQLite, once on PostgreSQL."""
     from fastapi.testclient import TestClient
 
     from gateway.api import create_app
     from gateway.settings import Settings
 
-    settings = Settings.resolve(tmp_path / "home")
+    settings = Settings.resolve(tmp_path / "home", db_url)
     app = create_app(settings)
     with TestClient(app) as c:
         yield c

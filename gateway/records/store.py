@@ -13,59 +13,22 @@ whose content does not change gets no new version.
 
 from __future__ import annotations
 
+import random
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from sqlalchemy import (
-    Column,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    create_engine,
-    event,
-    select,
-)
+from sqlalchemy import create_engine, delete, event, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..fhir.jsonio import dumps, loads
+from .indexing import index_rows
+from .migrate import migrate
+from .schema import ingestions, resources, search_index, versions
 
 __all__ = ["Store", "IngestResult", "StoredEntry"]
-
-metadata = MetaData()
-
-resources = Table(
-    "resource", metadata,
-    Column("resource_type", String(64), primary_key=True),
-    Column("id", String(64), primary_key=True),
-    Column("version_id", Integer, nullable=False),
-    Column("last_updated", String(40), nullable=False),
-    Column("content", Text, nullable=False),
-)
-
-versions = Table(
-    "resource_version", metadata,
-    Column("resource_type", String(64), primary_key=True),
-    Column("id", String(64), primary_key=True),
-    Column("version_id", Integer, primary_key=True),
-    Column("last_updated", String(40), nullable=False),
-    Column("content", Text, nullable=False),
-)
-
-ingestions = Table(
-    "ingestion", metadata,
-    Column("id", String(64), primary_key=True),  # sha256 of the normalised source
-    Column("source_format", String(32), nullable=False),
-    Column("sender", String(256), nullable=False),
-    Column("control_id", String(256), nullable=False),
-    Column("message_type", String(64), nullable=False),
-    Column("received_at", String(40), nullable=False),
-    Column("result", Text, nullable=False),  # the stored answer, replayed on a repeat
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +95,7 @@ class Store:
         self.engine: Engine = create_engine(url, future=True, **_engine_args(url))
         if url.startswith("sqlite"):
             _sqlite_setup(self.engine)
-        metadata.create_all(self.engine)
+        migrate(self.engine)
 
     def close(self) -> None:
         self.engine.dispose()
@@ -154,7 +117,12 @@ class Store:
                     if prior is not None:
                         return IngestResult.from_json(loads(prior))
                     stamp = _now()
-                    entries = [self._put(conn, res, stamp) for res in resources_in]
+                    # Write in one global order (type, id) so that two
+                    # transactions never wait on each other's rows in a cycle.
+                    order = sorted(range(len(resources_in)),
+                                   key=lambda i: (resources_in[i]["resourceType"], resources_in[i]["id"]))
+                    written = {i: self._put(conn, resources_in[i], stamp) for i in order}
+                    entries = [written[i] for i in range(len(resources_in))]
                     result = IngestResult(ingestion_id, False, entries, outcome, stamp, source)
                     conn.execute(ingestions.insert().values(
                         id=ingestion_id, source_format=source_format,
@@ -167,15 +135,18 @@ class Store:
                 # A concurrent writer stored the same message or resource
                 # first (or SQLite was busy): the transaction rolled back as a
                 # whole; try again, and a repeat then finds the stored answer.
-                if attempts >= 5:
+                if attempts >= 10:
                     raise
-                time.sleep(0.05 * attempts)
+                time.sleep(random.uniform(0.01, 0.05) * attempts)
 
     def _put(self, conn: Connection, res: dict[str, Any], stamp: str) -> StoredEntry:
         rtype, rid = res["resourceType"], res["id"]
+        # FOR UPDATE: concurrent writers of one resource queue on its row
+        # (PostgreSQL); SQLite writers are already serialised by BEGIN IMMEDIATE.
         row = conn.execute(
             select(resources.c.version_id, resources.c.content)
             .where(resources.c.resource_type == rtype, resources.c.id == rid)
+            .with_for_update()
         ).one_or_none()
         if row is None:
             body = self._stamp(res, 1, stamp)
@@ -184,6 +155,7 @@ class Store:
                                                    last_updated=stamp, content=text))
             conn.execute(versions.insert().values(resource_type=rtype, id=rid, version_id=1,
                                                   last_updated=stamp, content=text))
+            self._index(conn, body)
             return StoredEntry(rtype, rid, 1, "created", stamp)
         version, content = row
         old = loads(content)
@@ -201,10 +173,21 @@ class Store:
                    resources.c.version_id == version)
             .values(version_id=new_version, last_updated=stamp, content=text))
         if updated.rowcount != 1:
+            # another process wrote this resource first: roll back and retry
             raise OperationalError("concurrent update", None, Exception(f"{rtype}/{rid}"))
         conn.execute(versions.insert().values(resource_type=rtype, id=rid, version_id=new_version,
                                               last_updated=stamp, content=text))
+        self._index(conn, body)
         return StoredEntry(rtype, rid, new_version, "updated", stamp)
+
+    @staticmethod
+    def _index(conn: Connection, body: dict[str, Any]) -> None:
+        rtype, rid = body["resourceType"], body["id"]
+        conn.execute(delete(search_index).where(search_index.c.resource_type == rtype,
+                                                search_index.c.id == rid))
+        rows = [{"resource_type": rtype, "id": rid, **r} for r in index_rows(body)]
+        if rows:
+            conn.execute(search_index.insert(), rows)
 
     @staticmethod
     def _stamp(res: dict[str, Any], version: int, stamp: str) -> dict[str, Any]:

@@ -1,0 +1,72 @@
+"""A throwaway PostgreSQL server for the tests: initdb + pg_ctl in a
+temporary folder, on 127.0.0.1 and a free port, as the postgres user when
+the tests run as root (initdb refuses root). Stopped and removed at exit."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+
+def _bindir() -> Path | None:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return Path(found[-1]).parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PostgresServer:
+    def __init__(self) -> None:
+        bindir = _bindir()
+        if bindir is None:
+            raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) not found")
+        self.bindir = bindir
+        self.root = Path(tempfile.mkdtemp(prefix="gateway-pg-"))
+        self.data = self.root / "data"
+        self.port = _free_port()
+        self.as_root = os.geteuid() == 0
+        if self.as_root:
+            shutil.chown(self.root, "postgres", "postgres")
+            os.chmod(self.root, 0o700)
+
+    def _run(self, *args: str) -> None:
+        cmd = [str(self.bindir / args[0]), *args[1:]]
+        if self.as_root:
+            cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        subprocess.run(cmd, check=True, capture_output=True, timeout=120)
+
+    def start(self) -> str:
+        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "gateway", "-E", "UTF8",
+                  "--no-sync")
+        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
+                "-c max_connections=100")
+        self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"),
+                  "-w", "start")
+        return f"postgresql+psycopg://gateway@127.0.0.1:{self.port}/postgres"
+
+    def new_database(self, name: str) -> str:
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=gateway dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return f"postgresql+psycopg://gateway@127.0.0.1:{self.port}/{name}"
+
+    def stop(self) -> None:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")
+        except (subprocess.SubprocessError, OSError):
+            pass
+        shutil.rmtree(self.root, ignore_errors=True)
