@@ -54,6 +54,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--demo", action="store_true", help="load the demo data (fixtures/) first")
     _add_home(p)
 
+    p = sub.add_parser("token", help="print a short-lived development token (demo key of the home)")
+    who = p.add_mutually_exclusive_group(required=True)
+    who.add_argument("--system", action="store_true", help="a national system: system/*.cruds")
+    who.add_argument("--patient", metavar="ID", help="a citizen: patient/*.rs on Patient/ID")
+    who.add_argument("--practitioner", metavar="ID", help="a clinician: user/*.rs")
+    p.add_argument("--scope", help="scopes instead of the default for the role")
+    p.add_argument("--minutes", type=int, default=60, help="lifetime (default 60)")
+    _add_home(p)
+
     p = sub.add_parser("send", help="send one HL7 v2 message over MLLP and print the ACK")
     p.add_argument("file")
     p.add_argument("--mllp", required=True, metavar="HOST:PORT")
@@ -195,6 +204,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_token(args: argparse.Namespace) -> int:
+    from .access.tokens import load_auth, mint
+    from .settings import Settings
+
+    settings = Settings.resolve(args.home, args.db)
+    settings.ensure_home()
+    config = load_auth(settings.home)
+    if args.system:
+        scope, subject, kw = args.scope or "system/*.cruds", "national-system", {}
+    elif args.patient:
+        scope, subject, kw = args.scope or "patient/*.rs", f"citizen-{args.patient}", {"patient": args.patient}
+    else:
+        scope, subject, kw = (args.scope or "user/*.rs", f"clinician-{args.practitioner}",
+                              {"practitioner": args.practitioner})
+    try:
+        token = mint(config, scope=scope, subject=subject, minutes=args.minutes, **kw)
+    except ValueError as exc:
+        print(f"gateway: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    print(token)
+    return EXIT_OK
+
+
 def cmd_send(args: argparse.Namespace) -> int:
     from .mllp import send_message
 
@@ -215,7 +247,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"convert": cmd_convert, "ingest": cmd_ingest, "serve": cmd_serve,
-               "send": cmd_send}[args.command]
+               "send": cmd_send, "token": cmd_token}[args.command]
     return handler(args)
 
 

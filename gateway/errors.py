@@ -31,6 +31,9 @@ IssueCode = Literal[
     "conflict",
     "not-found",
     "processing",
+    "login",
+    "security",
+    "forbidden",
 ]
 
 
@@ -134,3 +137,7 @@ class Conflict(GatewayError):
 
 class PayloadTooLarge(GatewayError):
     status = 413
+
+
+class Forbidden(GatewayError):
+    status = 403

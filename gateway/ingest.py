@@ -3,6 +3,7 @@ CLI) performs, so that all of them answer the same way."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .errors import GatewayError, Issue
@@ -21,12 +22,16 @@ class Ingested:
     result: IngestResult
 
 
-def ingest(store: Store, data: bytes, source_format: str = "auto", *, strict: bool = False) -> Ingested:
+def ingest(store: Store, data: bytes, source_format: str = "auto", *, strict: bool = False,
+           authorize: Callable[[Conversion], None] | None = None) -> Ingested:
     """Convert ``data`` and store the result in one transaction.
 
-    Raises :class:`GatewayError` when the input is refused; nothing is
-    stored then."""
+    ``authorize`` sees the conversion before anything is stored and may
+    refuse it (raise). Raises :class:`GatewayError` when the input is
+    refused; nothing is stored then."""
     conv = convert(data, source_format, strict=strict)
+    if authorize is not None:
+        authorize(conv)
     outcome = operation_outcome(conv.issues, ok_text="converted without findings")
     result = store.ingest(conv.resources, ingestion_id=conv.digest, source_format=conv.source_format,
                           source=conv.source, outcome=outcome)

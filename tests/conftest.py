@@ -59,9 +59,27 @@ def store(tmp_path: Path) -> Iterator["object"]:
     s.close()
 
 
+def bearer(app: "object", **kw: str) -> dict[str, str]:
+    """Authorization header with a development token of the app's demo issuer:
+    bearer(app, system="1") / bearer(app, patient="ID") / bearer(app, practitioner="ID")."""
+    from gateway.access.tokens import mint
+
+    config = app.state.auth  # type: ignore[attr-defined]
+    if "system" in kw:
+        token = mint(config, scope=kw.get("scope", "system/*.cruds"), subject="national-system")
+    elif "patient" in kw:
+        token = mint(config, scope=kw.get("scope", "patient/*.rs"), subject="citizen",
+                     patient=kw["patient"])
+    else:
+        token = mint(config, scope=kw.get("scope", "user/*.rs"), subject="clinician",
+                     practitioner=kw.get("practitioner", "x"))
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.fixture
 def client(tmp_path: Path, db_url: str) -> Iterator["object"]:
-    """The HTTP API over a fresh database, once on SQLite, once on PostgreSQL."""
+    """The HTTP API over a fresh database, once on SQLite, once on PostgreSQL;
+    requests carry a national system's token unless a test says otherwise."""
     from fastapi.testclient import TestClient
 
     from gateway.api import create_app
@@ -69,6 +87,6 @@ def client(tmp_path: Path, db_url: str) -> Iterator["object"]:
 
     settings = Settings.resolve(tmp_path / "home", db_url)
     app = create_app(settings)
-    with TestClient(app) as c:
+    with TestClient(app, headers=bearer(app, system="1")) as c:
         yield c
     app.state.store.close()

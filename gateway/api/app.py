@@ -3,16 +3,19 @@ and the error handlers that turn every refusal into an OperationOutcome."""
 
 from __future__ import annotations
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 
 from .. import __version__
+from ..access import authenticate
+from ..access.tokens import load_auth
 from ..records import Store
 from ..settings import Settings
-from . import errors, ingest, read
+from . import errors, ingest, metadata, read
 
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app = FastAPI(
+        dependencies=[Depends(authenticate)],  # every route, unless listed in access.guard.OPEN_PATHS
         title="Health-data gateway",
         version=__version__,
         description="National formats in (HL7 v2 today), FHIR R4 out. "
@@ -21,14 +24,15 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     settings.ensure_home()
     app.state.settings = settings
     app.state.store = store or Store(settings.db_url)
+    app.state.auth = load_auth(settings.home)
     errors.install(app)
     app.include_router(ingest.router)
-    app.include_router(read.router)
+    app.include_router(metadata.router)
+    app.include_router(read.router)  # generic /fhir/{type}/... routes: keep last
 
-    @app.get("/health", summary="Liveness and database check")
-    async def health(request: Request) -> dict[str, object]:
-        counts = request.app.state.store.counts()
-        return {"status": "ok", "version": __version__, "resources": sum(counts.values()),
-                "ingestions": request.app.state.store.ingestion_count()}
+    @app.get("/health", summary="Liveness and database check (no token needed)")
+    def health(request: Request) -> dict[str, object]:
+        request.app.state.store.ingestion_count()  # the database answers
+        return {"status": "ok", "version": __version__, "database": "ok"}
 
     return app

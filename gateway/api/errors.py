@@ -14,6 +14,23 @@ from ..fhir.outcome import operation_outcome
 FHIR_JSON = "application/fhir+json"
 
 
+_JSON_FORMATS = {"json", "application/json", "application/fhir+json", "application/json+fhir"}
+
+
+def fhir_response(request: Request, body: object, status: int = 200,
+                  headers: dict[str, str] | None = None) -> Response:
+    """A FHIR JSON answer; ``_format`` is honoured (JSON only: XML answers 406)."""
+    fmt = request.query_params.get("_format")
+    if fmt is not None and fmt.split(";")[0].strip().lower() not in _JSON_FORMATS:
+        return outcome_response(406, [Issue("error", "not-supported",
+                                            f"_format={fmt}: only FHIR JSON is served", "_format")])
+    if request.query_params.get("_pretty") == "true":
+        from ..fhir.jsonio import dumps_pretty
+
+        return Response(dumps_pretty(body), status_code=status, media_type=FHIR_JSON, headers=headers)
+    return Response(dumps(body), status_code=status, media_type=FHIR_JSON, headers=headers)
+
+
 def outcome_response(status: int, issues: list[Issue], headers: dict[str, str] | None = None) -> Response:
     return Response(dumps(operation_outcome(issues)), status_code=status, media_type=FHIR_JSON,
                     headers=headers)
@@ -22,7 +39,10 @@ def outcome_response(status: int, issues: list[Issue], headers: dict[str, str] |
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> Response:
-        return outcome_response(exc.status, exc.issues)
+        headers = None
+        if exc.status == 401:
+            headers = {"WWW-Authenticate": 'Bearer realm="gateway", error="invalid_token"'}
+        return outcome_response(exc.status, exc.issues, headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

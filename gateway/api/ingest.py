@@ -16,9 +16,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..errors import Issue, PayloadTooLarge, RejectedInput, UnsupportedFormat
+from ..access.guard import caller_of
+from ..errors import Forbidden, Issue, PayloadTooLarge, RejectedInput, UnsupportedFormat
 from ..fhir.jsonio import dumps
 from ..ingest import ingest
+from ..pipeline import Conversion
 from ..records import IngestResult
 from .errors import FHIR_JSON
 
@@ -74,8 +76,19 @@ async def post_ingest(request: Request, strict: bool = False) -> Response:
         raise PayloadTooLarge("body too large", [Issue("error", "too-long", "body too large")])
     if not body.strip():
         raise RejectedInput("empty body", [Issue("error", "required", "the request body is empty")])
+    caller = caller_of(request)
+    if caller.kind != "system":
+        raise Forbidden("system scope required", [Issue(
+            "error", "forbidden", "ingestion needs a system/ scope (a national system's token)")])
+
+    def authorize(conv: Conversion) -> None:
+        for rtype in sorted({r["resourceType"] for r in conv.resources}):
+            if not (caller.can(rtype, "c") and caller.can(rtype, "u")):
+                raise Forbidden("insufficient scope", [Issue(
+                    "error", "forbidden", f"the token's scopes do not allow writing {rtype}")])
+
     store = request.app.state.store
-    done = await asyncio.to_thread(ingest, store, body, fmt, strict=strict)
+    done = await asyncio.to_thread(ingest, store, body, fmt, strict=strict, authorize=authorize)
     result = done.result
     created = any(e.status == "created" for e in result.entries) and not result.replay
     headers = {"X-Ingestion-Id": result.ingestion_id}

@@ -1,5 +1,6 @@
-"""FHIR read, vread, history and a plain type listing (FHIR R4 RESTful API,
-sections 3.1.0.4-3.1.0.7). Search parameters come with the citizen API."""
+"""FHIR read, vread, history and search (FHIR R4 RESTful API, sections
+3.1.0.4-3.1.0.7 and 3.1.1), all through :class:`gateway.access.RecordAccess`:
+scopes checked, the caller's compartment enforced, every access audited."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from ..errors import Issue, NotFound, RejectedInput
-from ..fhir.jsonio import dumps
-from .errors import FHIR_JSON
+from ..access import RecordAccess, require
+from ..errors import Issue, RejectedInput
+from .errors import FHIR_JSON, fhir_response
+from .search import search_bundle
 
 router = APIRouter(prefix="/fhir")
 
@@ -26,51 +28,67 @@ def _check(rtype: str, rid: str | None = None) -> None:
         raise RejectedInput("bad id", [Issue("error", "invalid", f"{rid!r} is not a FHIR id", "id")])
 
 
-def _resource(body: dict[str, Any]) -> Response:
+def access_for(request: Request, rtype: str, perm: str) -> RecordAccess:
+    caller = require(request, rtype, perm)
+    client = request.client.host if request.client else None
+    return RecordAccess(request.app.state.store, caller,
+                        request_id=request.headers.get("x-request-id"), client_address=client)
+
+
+def _resource(request: Request, body: dict[str, Any]) -> Response:
     meta = body.get("meta", {})
-    headers = {"ETag": f'W/"{meta.get("versionId", "1")}"'}
-    return Response(dumps(body), media_type=FHIR_JSON, headers=headers)
+    response = fhir_response(request, body)
+    response.headers["ETag"] = f'W/"{meta.get("versionId", "1")}"'
+    if meta.get("lastUpdated"):
+        response.headers["Last-Modified"] = meta["lastUpdated"]
+    return response
 
 
 @router.get("/{rtype}/{rid}", summary="Read a resource")
-async def read(rtype: str, rid: str, request: Request) -> Response:
+def read(rtype: str, rid: str, request: Request) -> Response:
     _check(rtype, rid)
-    body = request.app.state.store.read(rtype, rid)
-    if body is None:
-        raise NotFound("not found", [Issue("error", "not-found", f"{rtype}/{rid} is not known")])
-    return _resource(body)
+    access = access_for(request, rtype, "r")
+    try:
+        return _resource(request, access.read(rtype, rid))
+    finally:
+        access.flush()
 
 
 @router.get("/{rtype}/{rid}/_history/{vid}", summary="Read one version of a resource")
-async def vread(rtype: str, rid: str, vid: int, request: Request) -> Response:
+def vread(rtype: str, rid: str, vid: int, request: Request) -> Response:
     _check(rtype, rid)
-    body = request.app.state.store.vread(rtype, rid, vid)
-    if body is None:
-        raise NotFound("not found", [Issue("error", "not-found", f"{rtype}/{rid}/_history/{vid} is not known")])
-    return _resource(body)
+    access = access_for(request, rtype, "r")
+    try:
+        return _resource(request, access.vread(rtype, rid, vid))
+    finally:
+        access.flush()
 
 
 @router.get("/{rtype}/{rid}/_history", summary="History of a resource")
-async def history(rtype: str, rid: str, request: Request) -> Response:
+def history(rtype: str, rid: str, request: Request) -> Response:
     _check(rtype, rid)
-    versions = request.app.state.store.history(rtype, rid)
-    if not versions:
-        raise NotFound("not found", [Issue("error", "not-found", f"{rtype}/{rid} is not known")])
-    bundle = {"resourceType": "Bundle", "type": "history", "total": len(versions),
+    access = access_for(request, rtype, "r")
+    try:
+        versions = access.history(rtype, rid)
+    finally:
+        access.flush()
+    n = len(versions)
+    bundle = {"resourceType": "Bundle", "type": "history", "total": n,
               "entry": [{"fullUrl": f"{rtype}/{rid}", "resource": v,
-                         "request": {"method": "PUT" if i < len(versions) - 1 else "POST",
-                                     "url": f"{rtype}/{rid}"},
-                         "response": {"status": "200 OK" if i < len(versions) - 1 else "201 Created"}}
+                         "request": {"method": "PUT" if i < n - 1 else "POST", "url": f"{rtype}/{rid}"},
+                         "response": {"status": "200 OK" if i < n - 1 else "201 Created"}}
                         for i, v in enumerate(versions)]}
-    return Response(dumps(bundle), media_type=FHIR_JSON)
+    return fhir_response(request, bundle)
 
 
-@router.get("/{rtype}", summary="List resources of a type (newest first)")
-async def listing(rtype: str, request: Request, _count: int = 50, _offset: int = 0) -> Response:
+@router.get("/{rtype}", summary="Search (see the CapabilityStatement for parameters)")
+def search(rtype: str, request: Request) -> Response:
     _check(rtype)
-    count = max(0, min(_count, 500))
-    items = request.app.state.store.search(rtype, limit=count, offset=max(0, _offset))
-    bundle = {"resourceType": "Bundle", "type": "searchset",
-              "entry": [{"fullUrl": f"{rtype}/{r['id']}", "resource": r, "search": {"mode": "match"}}
-                        for r in items]}
-    return Response(dumps(bundle), media_type=FHIR_JSON)
+    access = access_for(request, rtype, "s")
+    try:
+        return fhir_response(request, search_bundle(request, access, rtype))
+    finally:
+        access.flush()
+
+
+__all__ = ["router", "access_for", "FHIR_JSON"]

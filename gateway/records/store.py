@@ -225,6 +225,85 @@ class Store:
             ).scalars().all()
         return [loads(r) for r in rows]
 
+    def write(self, resources_in: list[dict[str, Any]]) -> list[StoredEntry]:
+        """Store resources outside any ingestion (audit events, citizen
+        entries), in one transaction."""
+        for attempt in range(1, 11):
+            try:
+                with self.engine.begin() as conn:
+                    stamp = _now()
+                    return [self._put(conn, r, stamp) for r in
+                            sorted(resources_in, key=lambda r: (r["resourceType"], r["id"]))]
+            except (IntegrityError, OperationalError):
+                if attempt == 10:
+                    raise
+                time.sleep(random.uniform(0.01, 0.05) * attempt)
+        raise AssertionError("unreachable")
+
+    def find(self, rtype: str, criteria: list[Any], patients: set[str] | None, *, count: int,
+             offset: int, total: bool = True) -> tuple[list[dict[str, Any]], int | None]:
+        """Resources matching FHIR search criteria (see search.py), newest first."""
+        from sqlalchemy import func
+
+        from .search import build_query
+
+        query = build_query(rtype, criteria, patients)
+        with self.engine.connect() as conn:
+            n = None
+            if total:
+                n = int(conn.execute(select(func.count()).select_from(query.subquery())).scalar_one())
+            rows = conn.execute(
+                query.order_by(resources.c.last_updated.desc(), resources.c.id)
+                .limit(count).offset(offset)).all() if count > 0 else []
+        return [loads(r.content) for r in rows], n
+
+    def read_refs(self, refs: list[str]) -> list[dict[str, Any]]:
+        """The current versions of ``Type/id`` references that exist."""
+        from sqlalchemy import tuple_
+
+        pairs = {tuple(r.split("/", 1)) for r in refs if r.count("/") == 1}
+        if not pairs:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(resources.c.content).where(
+                tuple_(resources.c.resource_type, resources.c.id).in_(list(pairs)))).scalars().all()
+        return [loads(r) for r in rows]
+
+    def referring(self, rtype: str, param: str, refs: list[str]) -> list[dict[str, Any]]:
+        """Resources of ``rtype`` whose ``param`` reference is one of ``refs``
+        (e.g. the Provenance of a set of resources)."""
+        if not refs:
+            return []
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(resources.c.content).where(
+                    resources.c.resource_type == rtype,
+                    resources.c.id.in_(select(search_index.c.id).where(
+                        search_index.c.resource_type == rtype, search_index.c.param == param,
+                        search_index.c.ref.in_(refs))))).scalars().all()
+        return [loads(r) for r in rows]
+
+    def linked_patients(self, pid: str) -> set[str]:
+        """``pid`` and every Patient linked to it through Patient.link, in
+        either direction (merges, same person from two sources)."""
+        seen = {pid}
+        frontier = [pid]
+        with self.engine.connect() as conn:
+            while frontier:
+                refs = [f"Patient/{p}" for p in frontier]
+                out = conn.execute(select(search_index.c.ref).where(
+                    search_index.c.resource_type == "Patient", search_index.c.param == "link",
+                    search_index.c.id.in_(frontier))).scalars().all()
+                back = conn.execute(select(search_index.c.id).where(
+                    search_index.c.resource_type == "Patient", search_index.c.param == "link",
+                    search_index.c.ref.in_(refs))).scalars().all()
+                nxt = {r.split("/", 1)[1] for r in out if r and r.startswith("Patient/")} | set(back)
+                frontier = [p for p in nxt if p not in seen]
+                seen.update(frontier)
+                if len(seen) > 100:
+                    break
+        return seen
+
     def search(self, rtype: str, limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:
             rows = conn.execute(

@@ -1,0 +1,114 @@
+"""Reading the record through the access rules: the patient compartment
+for citizens, scopes for everyone, an AuditEvent for every access.
+
+A citizen's token never reveals another citizen's data: a resource outside
+the caller's compartment answers exactly like one that does not exist (404),
+searches are confined to the compartment, and includes and reverse includes
+only ever add resources the caller may see.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from ..errors import Issue, NotFound
+from ..records import Store
+from ..records.indexing import PATIENT_REFS, patient_of
+from .audit import audit_event
+from .caller import Caller
+
+__all__ = ["RecordAccess", "COMPARTMENT_TYPES"]
+
+COMPARTMENT_TYPES = frozenset(PATIENT_REFS) | {"Patient", "Provenance", "AuditEvent"}
+
+
+class RecordAccess:
+    def __init__(self, store: Store, caller: Caller, *, request_id: str | None = None,
+                 client_address: str | None = None) -> None:
+        self.store = store
+        self.caller = caller
+        self.request_id = request_id or str(uuid.uuid4())
+        self.client_address = client_address
+        self._patients: set[str] | None = None
+        self._pending: list[dict[str, Any]] = []
+
+    # ------------------------------------------------------------------ compartment
+    def patients(self) -> set[str] | None:
+        """The Patient ids the caller may see; None = no restriction."""
+        if self.caller.unrestricted:
+            return None
+        if self._patients is None:
+            if self.caller.kind == "patient" and self.caller.patient:
+                self._patients = self.store.linked_patients(self.caller.patient)
+            else:
+                self._patients = set()  # clinicians: only what is shared (grants come later)
+        return self._patients
+
+    def visible(self, res: dict[str, Any]) -> bool:
+        allowed = self.patients()
+        if allowed is None:
+            return True
+        rtype = res.get("resourceType", "")
+        if rtype not in COMPARTMENT_TYPES:
+            return True  # shared reference data: Practitioner, Organization, Medication...
+        owners = {r.split("/", 1)[1] for r in patient_of(res)}
+        return bool(owners & allowed)
+
+    def restriction_for(self, rtype: str) -> set[str] | None:
+        allowed = self.patients()
+        if allowed is None or rtype not in COMPARTMENT_TYPES:
+            return None
+        return allowed
+
+    # ------------------------------------------------------------------ audit
+    def audit(self, interaction: str, resources: list[dict[str, Any]], *, query: str | None = None,
+              outcome: str = "success", patients: set[str] | None = None) -> None:
+        """One AuditEvent per patient concerned (or one with none)."""
+        by_patient: dict[str | None, list[str]] = {}
+        for res in resources:
+            owners = [r.split("/", 1)[1] for r in patient_of(res)] or [None]
+            for owner in owners:
+                by_patient.setdefault(owner, []).append(f"{res['resourceType']}/{res['id']}")
+        for p in patients or ():
+            by_patient.setdefault(p, [])
+        if not by_patient:
+            by_patient[None] = []
+        for patient, refs in by_patient.items():
+            self._pending.append(audit_event(
+                self.caller, interaction, patient=patient, what=refs[:50],
+                request_id=self.request_id, outcome=outcome, query=query,
+                client_address=self.client_address))
+
+    def flush(self) -> None:
+        if self._pending:
+            events, self._pending = self._pending, []
+            self.store.write(events)
+
+    # ------------------------------------------------------------------ reads
+    def _not_found(self, what: str) -> NotFound:
+        return NotFound("not found", [Issue("error", "not-found", f"{what} is not known")])
+
+    def read(self, rtype: str, rid: str) -> dict[str, Any]:
+        res = self.store.read(rtype, rid)
+        if res is None or not self.visible(res):
+            self.audit("read", [], outcome="minor", patients=None)
+            raise self._not_found(f"{rtype}/{rid}")
+        self.audit("read", [res])
+        return res
+
+    def vread(self, rtype: str, rid: str, version: int) -> dict[str, Any]:
+        current = self.store.read(rtype, rid)
+        res = self.store.vread(rtype, rid, version)
+        if res is None or current is None or not self.visible(current) or not self.visible(res):
+            raise self._not_found(f"{rtype}/{rid}/_history/{version}")
+        self.audit("vread", [res])
+        return res
+
+    def history(self, rtype: str, rid: str) -> list[dict[str, Any]]:
+        current = self.store.read(rtype, rid)
+        if current is None or not self.visible(current):
+            raise self._not_found(f"{rtype}/{rid}")
+        versions = [v for v in self.store.history(rtype, rid) if self.visible(v)]
+        self.audit("history-instance", [current])
+        return versions
