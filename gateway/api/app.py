@@ -10,7 +10,7 @@ from ..access import authenticate
 from ..access.tokens import load_auth
 from ..records import Store
 from ..settings import Settings
-from . import errors, ingest, metadata, read
+from . import errors, ingest, metadata, read, summary
 
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
@@ -28,6 +28,7 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(ingest.router)
     app.include_router(metadata.router)
+    app.include_router(summary.router)
     app.include_router(read.router)  # generic /fhir/{type}/... routes: keep last
 
     @app.get("/health", summary="Liveness and database check (no token needed)")

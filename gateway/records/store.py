@@ -123,6 +123,12 @@ class Store:
                                    key=lambda i: (resources_in[i]["resourceType"], resources_in[i]["id"]))
                     written = {i: self._put(conn, resources_in[i], stamp) for i in order}
                     entries = [written[i] for i in range(len(resources_in))]
+                    findings: list[dict[str, Any]] = []
+                    for res in resources_in:
+                        if res["resourceType"] == "Patient":
+                            entries += self._link_same_person(conn, res["id"], stamp, findings)
+                    if findings:
+                        outcome = {**outcome, "issue": [*outcome.get("issue", []), *findings]}
                     result = IngestResult(ingestion_id, False, entries, outcome, stamp, source)
                     conn.execute(ingestions.insert().values(
                         id=ingestion_id, source_format=source_format,
@@ -179,6 +185,52 @@ class Store:
                                               last_updated=stamp, content=text))
         self._index(conn, body)
         return StoredEntry(rtype, rid, new_version, "updated", stamp)
+
+    def _link_same_person(self, conn: Connection, pid: str, stamp: str,
+                          findings: list[dict[str, Any]]) -> list[StoredEntry]:
+        """Patients from other sources that carry one of this Patient's
+        identifiers (with a system) are the same person: both get a
+        ``seealso`` link; nothing of either is overwritten. Conflicting
+        demographics are reported."""
+        me = self.read_in(conn, "Patient", pid)
+        if me is None:
+            return []
+        idents = [(i.get("system"), str(i.get("value"))) for i in me.get("identifier", []) or []
+                  if isinstance(i, dict) and i.get("system") and i.get("value") and i.get("use") != "old"]
+        if not idents:
+            return []
+        from sqlalchemy import and_, or_
+
+        others = conn.execute(select(search_index.c.id).distinct().where(
+            search_index.c.resource_type == "Patient", search_index.c.param == "identifier",
+            search_index.c.id != pid,
+            or_(*[and_(search_index.c.system == sys_, search_index.c.code == val) for sys_, val in idents])
+        )).scalars().all()
+        changed: list[StoredEntry] = []
+        for other_id in sorted(others):
+            other = self.read_in(conn, "Patient", other_id)
+            if other is None or other.get("active") is False:
+                continue
+            for a, b in ((me, other), (other, me)):
+                link = {"other": {"reference": f"Patient/{b['id']}"}, "type": "seealso"}
+                links = a.get("link", []) or []
+                if not any((x.get("other") or {}).get("reference") == link["other"]["reference"] for x in links):
+                    updated = {**a, "link": [*links, link]}
+                    changed.append(self._put(conn, updated, stamp))
+            for element in ("birthDate", "gender"):
+                if me.get(element) and other.get(element) and me[element] != other[element]:
+                    findings.append({
+                        "severity": "warning", "code": "conflict",
+                        "diagnostics": f"Patient/{pid} and Patient/{other_id} share an identifier but "
+                                       f"differ in {element}: kept as two linked patients",
+                        "expression": [f"Patient.{element}"]})
+        return changed
+
+    @staticmethod
+    def read_in(conn: Connection, rtype: str, rid: str) -> dict[str, Any] | None:
+        content = conn.execute(select(resources.c.content).where(
+            resources.c.resource_type == rtype, resources.c.id == rid)).scalar_one_or_none()
+        return loads(content) if content is not None else None
 
     @staticmethod
     def _index(conn: Connection, body: dict[str, Any]) -> None:
@@ -283,6 +335,15 @@ class Store:
                         search_index.c.ref.in_(refs))))).scalars().all()
         return [loads(r) for r in rows]
 
+    def compartment(self, patients: set[str]) -> list[dict[str, Any]]:
+        """Every current resource that belongs to one of these patients."""
+        refs = [f"Patient/{p}" for p in patients]
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(resources.c.content).where(
+                resources.c.resource_type != "AuditEvent",
+                tuple_in(resources, conn, refs))).scalars().all()
+        return [loads(r) for r in rows]
+
     def linked_patients(self, pid: str) -> set[str]:
         """``pid`` and every Patient linked to it through Patient.link, in
         either direction (merges, same person from two sources)."""
@@ -327,6 +388,16 @@ class Store:
 
         with self.engine.connect() as conn:
             return int(conn.execute(select(func.count()).select_from(ingestions)).scalar_one())
+
+
+def tuple_in(table: Any, conn: Connection, refs: list[str]) -> Any:
+    """``(resource_type, id)`` of ``table`` among the resources indexed with
+    one of these patient references."""
+    from sqlalchemy import tuple_
+
+    sub = select(search_index.c.resource_type, search_index.c.id).where(
+        search_index.c.param == "patient", search_index.c.ref.in_(refs))
+    return tuple_(table.c.resource_type, table.c.id).in_(sub)
 
 
 def _engine_args(url: str) -> dict[str, Any]:

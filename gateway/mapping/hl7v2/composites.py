@@ -642,3 +642,14 @@ def t_report_origin(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> Any:
     if rep.get(1).strip() == "00":
         return None
     return t_cwe(rep, ctx, {})
+
+
+@transform("default_status", uses=None)
+def t_default_status(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> Any:
+    """A required status the message does not give: ``args.value`` (e.g.
+    'unknown'), said as information. List it after the rules that read the
+    real status: the first rule that fills an element wins."""
+    if ctx.resource.get("status"):
+        return None
+    ctx.report(f"no status in the message: {args['value']!r} used", "information", code="required")
+    return args["value"]
