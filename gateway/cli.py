@@ -180,7 +180,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     print(f"gateway: home {settings.home}")
     print(f"gateway: API {base}  (docs {base}/docs, health {base}/health, "
-          f"resources {base}/fhir/Patient)")
+          f"capabilities {base}/fhir/metadata)")
+    if args.demo and app.state.auth.signing_key is not None:
+        from .access.tokens import mint
+
+        token = mint(app.state.auth, scope="system/*.cruds", subject="demo-national-system",
+                     minutes=12 * 60)
+        print("gateway: a 12-hour national-system token for the demo (more: gateway token --help):")
+        print(f"  TOKEN={token}")
+        print(f'  curl -H "Authorization: Bearer $TOKEN" {base}/fhir/Patient')
+        print(f'  curl -H "Authorization: Bearer $TOKEN" \'{base}/fhir/Patient/$summary?'
+              "identifier=urn:oid:1.3.6.1.4.1.12559.11.10.1.3.1.1.3|123456789'")
 
     async def main() -> None:
         server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info"))
