@@ -117,12 +117,7 @@ class Store:
                     if prior is not None:
                         return IngestResult.from_json(loads(prior))
                     stamp = _now()
-                    # Write in one global order (type, id) so that two
-                    # transactions never wait on each other's rows in a cycle.
-                    order = sorted(range(len(resources_in)),
-                                   key=lambda i: (resources_in[i]["resourceType"], resources_in[i]["id"]))
-                    written = {i: self._put(conn, resources_in[i], stamp) for i in order}
-                    entries = [written[i] for i in range(len(resources_in))]
+                    entries = self._put_many(conn, resources_in, stamp)
                     findings: list[dict[str, Any]] = []
                     for res in resources_in:
                         if res["resourceType"] == "Patient":
@@ -146,45 +141,79 @@ class Store:
                 time.sleep(random.uniform(0.01, 0.05) * attempts)
 
     def _put(self, conn: Connection, res: dict[str, Any], stamp: str) -> StoredEntry:
-        rtype, rid = res["resourceType"], res["id"]
+        return self._put_many(conn, [res], stamp)[0]
+
+    def _put_many(self, conn: Connection, batch: list[dict[str, Any]], stamp: str) -> list[StoredEntry]:
+        """Write resources in a handful of statements whatever their number:
+        one locking read of what exists, bulk inserts of new resources and
+        versions, one delete and one bulk insert of index rows."""
+        from sqlalchemy import tuple_
+
+        keys = sorted({(r["resourceType"], r["id"]) for r in batch})
         # FOR UPDATE: concurrent writers of one resource queue on its row
         # (PostgreSQL); SQLite writers are already serialised by BEGIN IMMEDIATE.
-        row = conn.execute(
-            select(resources.c.version_id, resources.c.content)
-            .where(resources.c.resource_type == rtype, resources.c.id == rid)
-            .with_for_update()
-        ).one_or_none()
-        if row is None:
-            body = self._stamp(res, 1, stamp)
+        existing = {
+            (t, i): (v, c) for t, i, v, c in conn.execute(
+                select(resources.c.resource_type, resources.c.id, resources.c.version_id,
+                       resources.c.content)
+                .where(tuple_(resources.c.resource_type, resources.c.id).in_(keys))
+                .with_for_update())
+        }
+        entries: dict[tuple[str, str], StoredEntry] = {}
+        new_rows: list[dict[str, Any]] = []
+        version_rows: list[dict[str, Any]] = []
+        indexed: list[dict[str, Any]] = []
+        for res in batch:
+            rtype, rid = res["resourceType"], res["id"]
+            key = (rtype, rid)
+            if key in entries:
+                continue
+            row = existing.get(key)
+            if row is None:
+                body = self._stamp(res, 1, stamp)
+                text = dumps(body).decode()
+                new_rows.append({"resource_type": rtype, "id": rid, "version_id": 1,
+                                 "last_updated": stamp, "content": text})
+                version_rows.append(new_rows[-1])
+                indexed.append(body)
+                entries[key] = StoredEntry(rtype, rid, 1, "created", stamp)
+                continue
+            version, content = row
+            old = loads(content)
+            merged = {**_without_meta_versioning(old), **_without_meta_versioning(res)}
+            if _content(merged) == _content(old):
+                # Only meta.source would change: the content is the same, so no
+                # new version (the Provenance of the new message still points here).
+                entries[key] = StoredEntry(rtype, rid, version, "unchanged", old["meta"]["lastUpdated"])
+                continue
+            new_version = version + 1
+            body = self._stamp(merged, new_version, stamp)
             text = dumps(body).decode()
-            conn.execute(resources.insert().values(resource_type=rtype, id=rid, version_id=1,
-                                                   last_updated=stamp, content=text))
-            conn.execute(versions.insert().values(resource_type=rtype, id=rid, version_id=1,
-                                                  last_updated=stamp, content=text))
-            self._index(conn, body)
-            return StoredEntry(rtype, rid, 1, "created", stamp)
-        version, content = row
-        old = loads(content)
-        merged = {**_without_meta_versioning(old), **_without_meta_versioning(res)}
-        if _content(merged) == _content(old):
-            # Only meta.source would change: the content is the same, so no
-            # new version (the Provenance of the new message still points here).
-            return StoredEntry(rtype, rid, version, "unchanged", old["meta"]["lastUpdated"])
-        new_version = version + 1
-        body = self._stamp(merged, new_version, stamp)
-        text = dumps(body).decode()
-        updated = conn.execute(
-            resources.update()
-            .where(resources.c.resource_type == rtype, resources.c.id == rid,
-                   resources.c.version_id == version)
-            .values(version_id=new_version, last_updated=stamp, content=text))
-        if updated.rowcount != 1:
-            # another process wrote this resource first: roll back and retry
-            raise OperationalError("concurrent update", None, Exception(f"{rtype}/{rid}"))
-        conn.execute(versions.insert().values(resource_type=rtype, id=rid, version_id=new_version,
-                                              last_updated=stamp, content=text))
-        self._index(conn, body)
-        return StoredEntry(rtype, rid, new_version, "updated", stamp)
+            updated = conn.execute(
+                resources.update()
+                .where(resources.c.resource_type == rtype, resources.c.id == rid,
+                       resources.c.version_id == version)
+                .values(version_id=new_version, last_updated=stamp, content=text))
+            if updated.rowcount != 1:
+                # another process wrote this resource first: roll back and retry
+                raise OperationalError("concurrent update", None, Exception(f"{rtype}/{rid}"))
+            version_rows.append({"resource_type": rtype, "id": rid, "version_id": new_version,
+                                 "last_updated": stamp, "content": text})
+            indexed.append(body)
+            entries[key] = StoredEntry(rtype, rid, new_version, "updated", stamp)
+        if new_rows:
+            conn.execute(resources.insert(), new_rows)
+        if version_rows:
+            conn.execute(versions.insert(), version_rows)
+        if indexed:
+            changed = [(b["resourceType"], b["id"]) for b in indexed]
+            conn.execute(delete(search_index).where(
+                tuple_(search_index.c.resource_type, search_index.c.id).in_(changed)))
+            rows = [{"resource_type": b["resourceType"], "id": b["id"], **r}
+                    for b in indexed for r in index_rows(b)]
+            if rows:
+                conn.execute(search_index.insert(), rows)
+        return [entries[(r["resourceType"], r["id"])] for r in batch]
 
     def _link_same_person(self, conn: Connection, pid: str, stamp: str,
                           findings: list[dict[str, Any]]) -> list[StoredEntry]:

@@ -350,6 +350,8 @@ def assemble_summary(patient: dict[str, Any], record: list[dict[str, Any]],
         sections_json.append(sec)
 
     author = {"resourceType": "Device", "id": stable_id("Device", "gateway-summary"),
+              "text": {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">'
+                       "<p>The gateway that assembled this summary</p></div>"},
               "deviceName": [{"name": "gateway $summary", "type": "user-friendly-name"}]}
     doc_id = str(uuid.uuid4())
     composition = {
@@ -394,6 +396,13 @@ def assemble_summary(patient: dict[str, Any], record: list[dict[str, Any]],
         if not found:
             break
     content = [_rewrite_patient(r, linked - {main}, main) for r in content]
+    for res in content:
+        if "text" not in res and res["resourceType"] != "Patient":
+            res["text"] = _entry_narrative(res, medication)
+        elif "text" not in res:
+            res["text"] = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml"><p>'
+                           f'{html.escape(_patient_name(res))}, born {html.escape(res.get("birthDate", "?"))}'
+                           "</p></div>"}
     # references that still point outside the document are dropped, and said
     present = {f"{r['resourceType']}/{r['id']}" for r in content} | {f"Device/{author['id']}"}
     content = [_drop_dangling(r, present, issues) for r in content]
@@ -414,6 +423,28 @@ def assemble_summary(patient: dict[str, Any], record: list[dict[str, Any]],
         "entry": entries,
     }
     return SummaryResult(bundle, issues)
+
+
+def _entry_narrative(res: dict[str, Any], medication: Callable[[str], dict[str, Any] | None]) -> dict[str, Any]:
+    rtype = res["resourceType"]
+    parts = [rtype]
+    if rtype in _CODE_ELEMENT or rtype.startswith("Medication"):
+        parts.append(_display(res, medication))
+    elif res.get("name"):
+        name = res["name"]
+        parts.append(str(name if isinstance(name, str) else _patient_name({"name": name})))
+    value = _value(res)
+    if value:
+        parts.append(value)
+    status = ", ".join(sorted(s for s in _status_codes(res) if s))
+    if status:
+        parts.append(status)
+    when = _when(res)
+    if when and rtype not in ("Practitioner", "Organization", "Location", "Device", "Medication"):
+        parts.append(when[:10])
+    text = " · ".join(p for p in parts if p)
+    return {"status": "generated",
+            "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><p>{html.escape(text)}</p></div>'}
 
 
 def _patient_name(patient: dict[str, Any]) -> str:

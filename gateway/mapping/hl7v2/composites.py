@@ -17,6 +17,7 @@ from .datatypes import (
     observation_value,
     t_cq,
     t_cwe,
+    t_hd_org,
     t_pl,
     unit_coding,
     t_cx,
@@ -653,3 +654,27 @@ def t_default_status(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> Any:
         return None
     ctx.report(f"no status in the message: {args['value']!r} used", "information", code="required")
     return args["value"]
+
+
+@transform("default_lab_category", uses=None)
+def t_default_lab_category(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> Any:
+    """An OBX that answers an order (under an OBR) with no category of its
+    own (OBR-24 empty) is a laboratory result (v2 chapter 7: ORU results),
+    said as information."""
+    if ctx.resource.get("category"):
+        return None
+    ctx.report("no diagnostic service section (OBR-24): result filed as laboratory", "information")
+    return {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                        "code": "laboratory", "display": "Laboratory"}]}
+
+
+@transform("fallback_performer", uses={1, 2, 3})
+def t_fallback_performer(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> Any:
+    """A result with no performer of its own (OBX-15/16/23 empty) was
+    produced by the sending facility (MSH-4) of the results message."""
+    if ctx.resource.get("performer"):
+        return None
+    ref = t_hd_org(rep, ctx, args)
+    if ref is not None:
+        ctx.report("no performer in OBX: the sending facility (MSH-4) is the performer", "information")
+    return ref
