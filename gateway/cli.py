@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--mllp-port", type=int, default=None, help="also listen for HL7 v2 over MLLP")
     p.add_argument("--demo", action="store_true", help="load the demo data (fixtures/) first")
+    p.add_argument("--workers", type=int, default=1,
+                   help="HTTP worker processes sharing the port (default 1)")
     _add_home(p)
 
     p = sub.add_parser("token", help="print a short-lived development token (demo key of the home)")
@@ -192,9 +194,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f'  curl -H "Authorization: Bearer $TOKEN" \'{base}/fhir/Patient/$summary?'
               "identifier=urn:oid:1.3.6.1.4.1.12559.11.10.1.3.1.1.3|123456789'")
 
+    workers = []
+    if args.workers > 1:
+        import multiprocessing
+
+        ctx = multiprocessing.get_context("spawn")
+        for _ in range(args.workers - 1):
+            w = ctx.Process(target=_http_worker, args=(str(settings.home), settings.db_url,
+                                                       args.host, args.port), daemon=True)
+            w.start()
+            workers.append(w)
+        print(f"gateway: {args.workers} HTTP worker processes")
+
     async def main() -> None:
-        server = uvicorn.Server(uvicorn.Config(app, host=args.host, port=args.port, log_level="info"))
-        tasks = [server.serve()]
+        server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
+        tasks = [server.serve(sockets=[_listen(args.host, args.port)])]
         mllp = None
         if args.mllp_port is not None:
             mllp = MLLPServer(mllp_handler(store), args.host, args.mllp_port,
@@ -211,7 +225,44 @@ def cmd_serve(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except KeyboardInterrupt:
         pass
+    finally:
+        for w in workers:
+            w.terminate()
     return EXIT_OK
+
+
+def _listen(host: str, port: int) -> "object":
+    """A listening TCP socket shared by worker processes (SO_REUSEPORT: the
+    kernel spreads connections). Created in each process, not inherited, so
+    that asyncio sets TCP_NODELAY on the connections it accepts."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if hasattr(socket, "SO_REUSEPORT"):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.bind((host, port))
+    sock.listen(2048)
+    sock.set_inheritable(False)
+    return sock
+
+
+def _http_worker(home: str, db: str, host: str, port: int) -> None:
+    """One more HTTP worker process: its own store connection, same port."""
+    import asyncio
+
+    import uvicorn
+
+    from .api import create_app
+    from .settings import Settings
+
+    app = create_app(Settings.resolve(home, db))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    try:
+        asyncio.run(server.serve(sockets=[_listen(host, port)]))  # type: ignore[list-item]
+    except KeyboardInterrupt:
+        pass
 
 
 def cmd_token(args: argparse.Namespace) -> int:

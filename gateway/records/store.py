@@ -24,6 +24,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..fhir.jsonio import dumps, loads
+from .groupcommit import GroupCommitter
 from .indexing import index_rows
 from .migrate import migrate
 from .schema import ingestions, resources, search_index, versions
@@ -92,13 +93,26 @@ class Store:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        # Two engines on one database: reads (deferred transactions, never
+        # blocking a writer in WAL mode) and writes (on SQLite, BEGIN
+        # IMMEDIATE, so writers queue instead of failing on a lock upgrade).
         self.engine: Engine = create_engine(url, future=True, **_engine_args(url))
         if url.startswith("sqlite"):
-            _sqlite_setup(self.engine)
-        migrate(self.engine)
+            _sqlite_setup(self.engine, immediate=False)
+            self.write_engine: Engine = create_engine(url, future=True, **_engine_args(url))
+            _sqlite_setup(self.write_engine, immediate=True)
+        else:
+            self.write_engine = self.engine
+        migrate(self.write_engine)
+        database = self.write_engine.url.database if url.startswith("sqlite") else None
+        lock = f"{database}.writelock" if database and database != ":memory:" else None
+        self._group = GroupCommitter(self.write_engine, lock)
 
     def close(self) -> None:
+        self._group.close()
         self.engine.dispose()
+        if self.write_engine is not self.engine:
+            self.write_engine.dispose()
 
     # ------------------------------------------------------------------ writing
     def ingest(self, resources_in: list[dict[str, Any]], *, ingestion_id: str, source_format: str,
@@ -106,36 +120,41 @@ class Store:
         """Store one converted message in one transaction. The same
         ``ingestion_id`` twice stores nothing the second time and answers what
         the first time answered."""
+        def work(conn: Connection) -> IngestResult:
+            prior = conn.execute(
+                select(ingestions.c.result).where(ingestions.c.id == ingestion_id)
+            ).scalar_one_or_none()
+            if prior is not None:
+                return IngestResult.from_json(loads(prior))
+            stamp = _now()
+            entries = self._put_many(conn, resources_in, stamp)
+            findings: list[dict[str, Any]] = []
+            for res, entry in zip(resources_in, list(entries)):
+                if res["resourceType"] == "Patient" and entry.status != "unchanged":
+                    entries += self._link_same_person(conn, res["id"], stamp, findings)
+            answer = {**outcome, "issue": [*outcome.get("issue", []), *findings]} if findings else outcome
+            result = IngestResult(ingestion_id, False, entries, answer, stamp, source)
+            conn.execute(ingestions.insert().values(
+                id=ingestion_id, source_format=source_format,
+                sender=source.get("sender", "")[:256],
+                control_id=source.get("control_id", "")[:256],
+                message_type=source.get("type", "")[:64],
+                received_at=stamp, result=dumps(result.to_json()).decode()))
+            return result
+
+        return self._write(work)
+
+    def _write(self, work: Any) -> Any:
+        """Run ``work(conn)`` in a committed transaction (group commit), with
+        retries: a concurrent writer that stored the same message or resource
+        first (or a busy SQLite) rolls the work back, and a retry then finds
+        the stored answer."""
         attempts = 0
         while True:
             attempts += 1
             try:
-                with self.engine.begin() as conn:
-                    prior = conn.execute(
-                        select(ingestions.c.result).where(ingestions.c.id == ingestion_id)
-                    ).scalar_one_or_none()
-                    if prior is not None:
-                        return IngestResult.from_json(loads(prior))
-                    stamp = _now()
-                    entries = self._put_many(conn, resources_in, stamp)
-                    findings: list[dict[str, Any]] = []
-                    for res in resources_in:
-                        if res["resourceType"] == "Patient":
-                            entries += self._link_same_person(conn, res["id"], stamp, findings)
-                    if findings:
-                        outcome = {**outcome, "issue": [*outcome.get("issue", []), *findings]}
-                    result = IngestResult(ingestion_id, False, entries, outcome, stamp, source)
-                    conn.execute(ingestions.insert().values(
-                        id=ingestion_id, source_format=source_format,
-                        sender=source.get("sender", "")[:256],
-                        control_id=source.get("control_id", "")[:256],
-                        message_type=source.get("type", "")[:64],
-                        received_at=stamp, result=dumps(result.to_json()).decode()))
-                    return result
+                return self._group.run(work)
             except (IntegrityError, OperationalError):
-                # A concurrent writer stored the same message or resource
-                # first (or SQLite was busy): the transaction rolled back as a
-                # whole; try again, and a repeat then finds the stored answer.
                 if attempts >= 10:
                     raise
                 time.sleep(random.uniform(0.01, 0.05) * attempts)
@@ -147,17 +166,14 @@ class Store:
         """Write resources in a handful of statements whatever their number:
         one locking read of what exists, bulk inserts of new resources and
         versions, one delete and one bulk insert of index rows."""
-        from sqlalchemy import tuple_
-
         keys = sorted({(r["resourceType"], r["id"]) for r in batch})
-        # FOR UPDATE: concurrent writers of one resource queue on its row
-        # (PostgreSQL); SQLite writers are already serialised by BEGIN IMMEDIATE.
+        # No read locks: an update checks the version it read (optimistic
+        # concurrency); a concurrent writer makes it fail and the work retries.
         existing = {
             (t, i): (v, c) for t, i, v, c in conn.execute(
                 select(resources.c.resource_type, resources.c.id, resources.c.version_id,
                        resources.c.content)
-                .where(tuple_(resources.c.resource_type, resources.c.id).in_(keys))
-                .with_for_update())
+                .where(keys_condition(resources, keys)))
         }
         entries: dict[tuple[str, str], StoredEntry] = {}
         new_rows: list[dict[str, Any]] = []
@@ -207,8 +223,7 @@ class Store:
             conn.execute(versions.insert(), version_rows)
         if indexed:
             changed = [(b["resourceType"], b["id"]) for b in indexed]
-            conn.execute(delete(search_index).where(
-                tuple_(search_index.c.resource_type, search_index.c.id).in_(changed)))
+            conn.execute(delete(search_index).where(keys_condition(search_index, changed)))
             rows = [{"resource_type": b["resourceType"], "id": b["id"], **r}
                     for b in indexed for r in index_rows(b)]
             if rows:
@@ -309,17 +324,7 @@ class Store:
     def write(self, resources_in: list[dict[str, Any]]) -> list[StoredEntry]:
         """Store resources outside any ingestion (audit events, citizen
         entries), in one transaction."""
-        for attempt in range(1, 11):
-            try:
-                with self.engine.begin() as conn:
-                    stamp = _now()
-                    return [self._put(conn, r, stamp) for r in
-                            sorted(resources_in, key=lambda r: (r["resourceType"], r["id"]))]
-            except (IntegrityError, OperationalError):
-                if attempt == 10:
-                    raise
-                time.sleep(random.uniform(0.01, 0.05) * attempt)
-        raise AssertionError("unreachable")
+        return self._write(lambda conn: self._put_many(conn, resources_in, _now()))  # type: ignore[no-any-return]
 
     def find(self, rtype: str, criteria: list[Any], patients: set[str] | None, *, count: int,
              offset: int, total: bool = True) -> tuple[list[dict[str, Any]], int | None]:
@@ -340,14 +345,12 @@ class Store:
 
     def read_refs(self, refs: list[str]) -> list[dict[str, Any]]:
         """The current versions of ``Type/id`` references that exist."""
-        from sqlalchemy import tuple_
-
-        pairs = {tuple(r.split("/", 1)) for r in refs if r.count("/") == 1}
+        pairs = sorted({tuple(r.split("/", 1)) for r in refs if r.count("/") == 1})
         if not pairs:
             return []
         with self.engine.connect() as conn:
             rows = conn.execute(select(resources.c.content).where(
-                tuple_(resources.c.resource_type, resources.c.id).in_(list(pairs)))).scalars().all()
+                keys_condition(resources, pairs))).scalars().all()  # type: ignore[arg-type]
         return [loads(r) for r in rows]
 
     def referring(self, rtype: str, param: str, refs: list[str]) -> list[dict[str, Any]]:
@@ -367,10 +370,14 @@ class Store:
     def compartment(self, patients: set[str]) -> list[dict[str, Any]]:
         """Every current resource that belongs to one of these patients."""
         refs = [f"Patient/{p}" for p in patients]
+        idx = search_index.c
         with self.engine.connect() as conn:
-            rows = conn.execute(select(resources.c.content).where(
-                resources.c.resource_type != "AuditEvent",
-                tuple_in(resources, conn, refs))).scalars().all()
+            rows = conn.execute(
+                select(resources.c.content).distinct()
+                .select_from(search_index.join(resources, (resources.c.resource_type == idx.resource_type)
+                                               & (resources.c.id == idx.id)))
+                .where(idx.param == "patient", idx.ref.in_(refs), idx.resource_type != "AuditEvent")
+            ).scalars().all()
         return [loads(r) for r in rows]
 
     def linked_patients(self, pid: str) -> set[str]:
@@ -419,14 +426,15 @@ class Store:
             return int(conn.execute(select(func.count()).select_from(ingestions)).scalar_one())
 
 
-def tuple_in(table: Any, conn: Connection, refs: list[str]) -> Any:
-    """``(resource_type, id)`` of ``table`` among the resources indexed with
-    one of these patient references."""
-    from sqlalchemy import tuple_
+def keys_condition(table: Any, keys: list[tuple[str, str]]) -> Any:
+    """``(resource_type, id)`` among ``keys``, written as one ``type = ? AND
+    id IN (...)`` per type: SQLite plans row-value IN lists as full scans."""
+    from sqlalchemy import and_, or_
 
-    sub = select(search_index.c.resource_type, search_index.c.id).where(
-        search_index.c.param == "patient", search_index.c.ref.in_(refs))
-    return tuple_(table.c.resource_type, table.c.id).in_(sub)
+    by_type: dict[str, list[str]] = {}
+    for t, i in keys:
+        by_type.setdefault(t, []).append(i)
+    return or_(*[and_(table.c.resource_type == t, table.c.id.in_(ids)) for t, ids in by_type.items()])
 
 
 def _engine_args(url: str) -> dict[str, Any]:
@@ -435,7 +443,7 @@ def _engine_args(url: str) -> dict[str, Any]:
     return {"pool_pre_ping": True}
 
 
-def _sqlite_setup(engine: Engine) -> None:
+def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:
     """WAL for concurrent readers, FULL sync so that an ACK means the message
     is on disk, and BEGIN IMMEDIATE so that writers queue instead of failing
     on a lock upgrade."""
@@ -451,4 +459,4 @@ def _sqlite_setup(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
