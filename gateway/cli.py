@@ -2,13 +2,20 @@
 
 Subcommands:
 
-- ``convert FILE [--from hl7v2|auto] [-o OUT] [--strict]``: print a FHIR R4
-  transaction Bundle; findings go to stderr; exit 0 converted, 2 refused
-  (one line naming the file and the HL7 location).
+- ``convert FILE [--from hl7v2|cda|auto] [-o OUT] [--strict]``: print a FHIR R4
+  transaction Bundle (a document Bundle for CDA input); findings go to
+  stderr; exit 0 converted, 2 refused (one line naming the file and the
+  location: HL7 field or XPath and line).
 - ``ingest FILE... [--home DIR] [--db URL]``: convert and store.
 - ``serve [--host H] [--port P] [--mllp-port N] [--demo]``: the HTTP API (and
   MLLP when asked).
 - ``send FILE --mllp HOST:PORT``: send a message over MLLP and print the ACK.
+- ``validate FILE... [--profile auto|ips|ips-1.1.0|eps|r4|URL]``: validate FHIR JSON or
+  XML against the profiles in ``profiles/``; prints the OperationOutcome (a
+  ``collection`` Bundle of them for several files); exit 0 no errors, 1 errors,
+  2 a file could not be read.
+- ``terminology load DIR [--local] [--check]``: check and install a terminology
+  package (FHIR JSON); ``terminology lookup|translate|info``.
 
 Heavy imports (FastAPI, SQLAlchemy, uvicorn) are deferred to the commands
 that need them, so ``gateway convert`` starts fast.
@@ -35,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="convert one message to a FHIR R4 Bundle")
     p.add_argument("file", help="the message file ('-' for standard input)")
-    p.add_argument("--from", dest="source_format", default="auto", choices=["auto", "hl7v2"])
+    p.add_argument("--from", dest="source_format", default="auto", choices=["auto", "hl7v2", "cda"])
     p.add_argument("-o", "--output", help="write the Bundle here instead of standard output")
     p.add_argument("--strict", action="store_true",
                    help="also check the message structure with hl7apy (slow)")
@@ -44,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="convert and store messages")
     p.add_argument("files", nargs="+")
-    p.add_argument("--from", dest="source_format", default="auto", choices=["auto", "hl7v2"])
+    p.add_argument("--from", dest="source_format", default="auto", choices=["auto", "hl7v2", "cda"])
     _add_home(p)
 
     p = sub.add_parser("serve", help="run the HTTP API (and an MLLP listener)")
@@ -69,6 +76,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("file")
     p.add_argument("--mllp", required=True, metavar="HOST:PORT")
     p.add_argument("--timeout", type=float, default=10.0)
+
+    p = sub.add_parser("terminology", help="terminology content: install a package, look codes up")
+    tsub = p.add_subparsers(dest="term_command", required=True)
+    t = tsub.add_parser("load", help="check a folder (or .tgz FHIR package) of CodeSystem/ValueSet/"
+                                     "ConceptMap JSON and install it")
+    t.add_argument("dir", help="folder, .tgz package or JSON file")
+    t.add_argument("--name", help="package folder name (default: package.json name-version or the folder name)")
+    t.add_argument("--local", action="store_true",
+                   help="install into mappings/terminology/local instead of the home's terminology folder")
+    t.add_argument("--check", action="store_true", help="only check, install nothing")
+    _add_home(t)
+    t = tsub.add_parser("lookup", help="look a code up ($lookup)")
+    t.add_argument("system")
+    t.add_argument("code")
+    t.add_argument("--lang", help="display language, e.g. de")
+    _add_home(t)
+    t = tsub.add_parser("translate", help="translate a code with the loaded ConceptMaps ($translate)")
+    t.add_argument("system")
+    t.add_argument("code")
+    t.add_argument("--target", help="target code system")
+    _add_home(t)
+    t = tsub.add_parser("info", help="what is loaded")
+    _add_home(t)
+
+    p = sub.add_parser("validate", help="validate FHIR resources against profiles (IPS, EU PS)")
+    p.add_argument("files", nargs="+", help="FHIR JSON or XML files ('-' for standard input)")
+    p.add_argument("--profile", default="auto",
+                   help="auto (meta.profile; IPS for Patient Summary documents), ips, "
+                        "ips-1.1.0, eps, r4, or a StructureDefinition URL")
     return parser
 
 
@@ -305,10 +341,94 @@ def cmd_send(args: argparse.Namespace) -> int:
     return EXIT_OK if b"|AA|" in ack else EXIT_REFUSED
 
 
+def cmd_terminology(args: argparse.Namespace) -> int:
+    """``gateway terminology load|lookup|translate|info`` (see gateway.terminology)."""
+    import json
+
+    from .errors import GatewayError
+    from .settings import Settings
+    from .terminology import Terminology
+    from .terminology.install import check_package, install_package
+    from .terminology.sources import terminology_dir
+
+    home = Settings.resolve(args.home, getattr(args, "db", None)).home
+    if args.term_command == "load":
+        src = Path(args.dir)
+        try:
+            if args.check:
+                if not src.is_dir():
+                    print(f"gateway: {src}: --check needs a folder", file=sys.stderr)
+                    return EXIT_REFUSED
+                report = check_package(src)
+            else:
+                dest = terminology_dir() / "local" if args.local else home / "terminology"
+                report = install_package(src, dest, args.name)
+        except GatewayError as exc:
+            return _refuse(args.dir, exc)
+        for problem in report.problems:
+            print(f"{args.dir}: warning: {problem}", file=sys.stderr)
+        what = ", ".join(f"{n} {k}" for k, n in sorted(report.counts.items())) or "nothing"
+        where = f" into {report.target}" if report.target else " (checked, not installed)"
+        print(f"{args.dir}: {what}{where}")
+        return EXIT_OK if report.files else EXIT_REFUSED
+    term = Terminology(home)
+    if args.term_command == "lookup":
+        info = term.lookup(args.system, args.code, args.lang)
+        if info is None:
+            print(f"gateway: {args.system}#{args.code}: not found", file=sys.stderr)
+            return EXIT_FAIL
+        print(json.dumps({"system": info.system, "code": info.code, "display": info.display,
+                          "designations": info.designations, "parents": list(info.parents),
+                          "version": info.version}, ensure_ascii=False, indent=2))
+        return EXIT_OK
+    if args.term_command == "translate":
+        found = term.translate(args.system, args.code, target_system=args.target)
+        for tr in found:
+            print(f"{tr.system}#{tr.code or '-'}\t{tr.relationship}\t{tr.display or ''}\t{tr.conceptmap}")
+        return EXIT_OK if found else EXIT_FAIL
+    print(json.dumps(term.stats(), indent=2))
+    return EXIT_OK
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from .fhir.jsonio import dumps_pretty
+    from .fhir.outcome import operation_outcome
+    from .validation import validate
+    from .validation.inputs import InputError, read_resource
+
+    status = EXIT_OK
+    outcomes = []
+    for path in args.files:
+        try:
+            resource = read_resource(_read(path))
+        except OSError as exc:
+            print(f"gateway: {path}: cannot read: {exc.strerror or exc}", file=sys.stderr)
+            status = EXIT_REFUSED
+            continue
+        except InputError as exc:
+            where = f" ({exc.issue.location})" if exc.issue.location else ""
+            print(f"gateway: {path}: cannot read: {exc.issue.message}{where}", file=sys.stderr)
+            status = EXIT_REFUSED
+            continue
+        issues = validate(resource, args.profile)
+        if any(i.severity in ("error", "fatal") for i in issues) and status == EXIT_OK:
+            status = EXIT_FAIL
+        outcomes.append((path, operation_outcome(issues, ok_text="valid: no issues found")))
+    if len(args.files) == 1:
+        if outcomes:
+            sys.stdout.buffer.write(dumps_pretty(outcomes[0][1]))
+    else:
+        sys.stdout.buffer.write(dumps_pretty({
+            "resourceType": "Bundle", "type": "collection",
+            "entry": [{"fullUrl": f"file:{p}", "resource": oo} for p, oo in outcomes]}))
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"convert": cmd_convert, "ingest": cmd_ingest, "serve": cmd_serve,
-               "send": cmd_send, "token": cmd_token}[args.command]
+               "send": cmd_send, "token": cmd_token, "terminology": cmd_terminology,
+               "validate": cmd_validate}[args.command]
     return handler(args)
 
 

@@ -10,7 +10,7 @@ from ..access import authenticate
 from ..access.tokens import load_auth
 from ..records import Store
 from ..settings import Settings
-from . import errors, ingest, metadata, read, summary
+from . import errors, ingest, metadata, read, summary, terminology, validate
 
 
 def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
@@ -29,6 +29,8 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.include_router(ingest.router)
     app.include_router(metadata.router)
     app.include_router(summary.router)
+    app.include_router(terminology.router)  # $-operations and terminology reads, before read.router
+    app.include_router(validate.router)  # POST $validate, before the generic /fhir/{type} routes
     app.include_router(read.router)  # generic /fhir/{type}/... routes: keep last
 
     @app.get("/health", summary="Liveness and database check (no token needed)")

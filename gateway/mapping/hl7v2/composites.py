@@ -12,6 +12,7 @@ from ... import __version__
 from ...formats.hl7v2.er7 import Rep
 from .datatypes import (
     _hd_system,
+    _identifier_type,
     _number,
     hl7_datetime,
     observation_value,
@@ -58,9 +59,9 @@ def t_string_identifier(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> A
     if not value:
         return None
     ident: dict[str, Any] = {}
-    if args.get("type"):
-        ident["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                                     "code": args["type"]}]}
+    id_type = _identifier_type(args.get("type", ""), ctx)
+    if id_type:
+        ident["type"] = id_type
     if args.get("system"):
         ident["system"] = args["system"]
     ident["value"] = value

@@ -93,6 +93,17 @@ class RuleContext:
             return f"urn:oid:{name}"
         return None
 
+    # ---- terminology: translations of a coding, the original always kept
+    def translations(self, system: str, code: str) -> list[dict[str, Any]]:
+        """Codings a ConceptMap of the terminology engine adds to
+        (system, code), each marked as a translation (a non-equivalent one
+        says so). Nothing when no map covers the system."""
+        cache = self.run.mapping.translation_cache
+        key = (system, code)
+        if key not in cache:
+            cache[key] = _translate(system, code)
+        return cache[key]
+
     # ---- other fields of the same segment group
     def related_field(self, segment: str, field: int) -> list[Rep]:
         """Repetitions of ``segment-field`` from this segment (or the related
@@ -111,3 +122,14 @@ class RuleContext:
         rid = stable_id(resource_type, *key)
         self.run.add_side_resource(resource_type, rid, body)
         return {"reference": f"{resource_type}/{rid}"}
+
+
+def _translate(system: str, code: str) -> list[dict[str, Any]]:
+    try:
+        from ...terminology import coding_for, get_terminology
+
+        term = get_terminology()
+        return [coding_for(t) for t in term.translate(system, code)
+                if t.code is not None and t.relationship != "not-related-to"]
+    except ImportError:
+        return []

@@ -287,9 +287,9 @@ def t_ei(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] |
     if not value:
         return None
     ident: dict[str, Any] = {}
-    if args.get("type"):
-        ident["type"] = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203",
-                                     "code": args["type"]}]}
+    id_type = _identifier_type(args.get("type", ""), ctx)
+    if id_type:
+        ident["type"] = id_type
     system = _hd_system(rep, 2, 3, 4, ctx)
     if system:
         ident["system"] = system
@@ -342,6 +342,15 @@ def t_cwe(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] 
         elif mapped is None:
             ctx.report(f"code {codings[0]['code']!r} is not in table {table!r}; kept as sent",
                        "information", code="code-invalid")
+    if codings and not args.get("no_translation"):
+        seen = {(c.get("system"), c.get("code")) for c in codings}
+        for original in list(codings):
+            if "system" not in original:
+                continue
+            for t in ctx.translations(original["system"], original["code"]):
+                if (t.get("system"), t.get("code")) not in seen:
+                    seen.add((t.get("system"), t.get("code")))
+                    codings.append(t)
     out: dict[str, Any] = {}
     if codings:
         out["coding"] = codings
@@ -588,36 +597,33 @@ def t_xon(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] 
     return ref
 
 
-@transform("HD_organization", uses={1, 2, 3})
-def t_hd_org(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] | None:
-    """A facility (HD, e.g. MSH-4) as a Reference to an Organization."""
+def _hd_resource(rep: Rep, ctx: "RuleContext", rtype: str, named: Any) -> dict[str, Any] | None:
+    """An HD (namespace ^ universal id ^ type) as a Reference to a resource
+    of ``rtype`` identified by its universal id and named by ``named(name)``."""
     namespace, universal = rep.get(1).strip(), rep.get(2).strip()
     if not (namespace or universal):
         return None
-    body: dict[str, Any] = {"resourceType": "Organization"}
-    system = _hd_system(rep, 0, 2, 3, ctx)
+    name = namespace or universal
+    body: dict[str, Any] = {"resourceType": rtype, **named(name)}
     if universal:
-        body["identifier"] = [{"system": "urn:ietf:rfc:3986", "value": system or universal}]
-    body["name"] = namespace or universal
-    ref = ctx.emit("Organization", ("hd", universal or namespace), body)
-    ref["display"] = namespace or universal
+        body["identifier"] = [{"system": "urn:ietf:rfc:3986",
+                               "value": _hd_system(rep, 0, 2, 3, ctx) or universal}]
+    ref = ctx.emit(rtype, ("hd", universal or namespace), body)
+    ref["display"] = name
     return ref
+
+
+@transform("HD_organization", uses={1, 2, 3})
+def t_hd_org(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] | None:
+    """A facility (HD, e.g. MSH-4) as a Reference to an Organization."""
+    return _hd_resource(rep, ctx, "Organization", lambda name: {"name": name})
 
 
 @transform("HD_device", uses={1, 2, 3})
 def t_hd_device(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] | None:
     """An application (HD, e.g. MSH-3) as a Reference to a Device."""
-    namespace, universal = rep.get(1).strip(), rep.get(2).strip()
-    if not (namespace or universal):
-        return None
-    body: dict[str, Any] = {"resourceType": "Device",
-                            "deviceName": [{"name": namespace or universal, "type": "user-friendly-name"}]}
-    if universal:
-        body["identifier"] = [{"system": "urn:ietf:rfc:3986",
-                               "value": _hd_system(rep, 0, 2, 3, ctx) or universal}]
-    ref = ctx.emit("Device", ("hd", universal or namespace), body)
-    ref["display"] = namespace or universal
-    return ref
+    return _hd_resource(rep, ctx, "Device",
+                        lambda name: {"deviceName": [{"name": name, "type": "user-friendly-name"}]})
 
 
 @transform("PL", uses={1, 2, 3, 4, 7, 8, 9})
