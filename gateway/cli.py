@@ -16,6 +16,16 @@ Subcommands:
   2 a file could not be read.
 - ``terminology load DIR [--local] [--check]``: check and install a terminology
   package (FHIR JSON); ``terminology lookup|translate|info``.
+- ``keys init``, ``trust export|add|publish|import|list|remove``, ``sign``,
+  ``verify``, ``retrieve``: signed cross-border exchange
+  (:mod:`gateway.exchange.commands`).
+- ``export --citizen ID OUT.zip`` (the citizen's record: NDJSON per type,
+  the IPS document, the audit trail) and ``export --research OUT/ --project
+  NAME`` (de-identified NDJSON of consenting citizens, with a manifest).
+- ``conformance [DIR...] [--json OUT] [--html OUT] [--profile P]``: run every
+  fixture (default ``fixtures/``) through detection, conversion, validation
+  and its expectation; summary tables, JSON and HTML reports; exit 0 all
+  passed, 1 a case failed, 2 a folder could not be read.
 
 Heavy imports (FastAPI, SQLAlchemy, uvicorn) are deferred to the commands
 that need them, so ``gateway convert`` starts fast.
@@ -105,6 +115,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="auto",
                    help="auto (meta.profile; IPS for Patient Summary documents), ips, "
                         "ips-1.1.0, eps, r4, or a StructureDefinition URL")
+
+    p = sub.add_parser("conformance", help="run the conformance suite over fixture folders")
+    p.add_argument("dirs", nargs="*", metavar="DIR", help="fixture folders (default: fixtures/)")
+    p.add_argument("--json", dest="json_out", metavar="OUT.json", help="write the JSON report")
+    p.add_argument("--html", dest="html_out", metavar="OUT.html", help="write the HTML report")
+    p.add_argument("--profile", default="auto",
+                   help="validation profile for the produced Bundles (as for validate)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("-q", "--quiet", action="store_true", help="print one summary line only")
+
+    p = sub.add_parser("export", help="a citizen's record as a ZIP, or a de-identified research export")
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--citizen", metavar="ID", help="Patient id: write OUT as a ZIP (GDPR Art. 15/20)")
+    what.add_argument("--research", action="store_true",
+                      help="de-identified NDJSON of consenting citizens into the folder OUT")
+    p.add_argument("out", metavar="OUT", help="the ZIP file (--citizen) or folder (--research)")
+    p.add_argument("--project", help="research project name (pseudonyms are per project)")
+    p.add_argument("--purpose", default="HRESCH", help="research purpose (v3 ActReason, default HRESCH)")
+    _add_home(p)
+
+    from .exchange.commands import add_parsers  # keys, trust, sign, verify, retrieve
+
+    add_parsers(sub, _add_home)
     return parser
 
 
@@ -203,6 +236,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api import create_app
+    from .api.limits import server_options
     from .ingest import bad_frame_reply, mllp_handler
     from .mllp import MLLPServer
     from .records import Store
@@ -217,6 +251,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     app = create_app(settings, store)
     base = f"http://{args.host}:{args.port}"
     print(f"gateway: home {settings.home}")
+    from .exchange.keys import ensure_keys  # exchange keys: a demo set when absent
+
+    ring = ensure_keys(settings.home)
+    print(f"gateway: exchange country {ring.country}, signing kid {ring['signing'].kid}")
     print(f"gateway: API {base}  (docs {base}/docs, health {base}/health, "
           f"capabilities {base}/fhir/metadata)")
     if args.demo and app.state.auth.signing_key is not None:
@@ -243,12 +281,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gateway: {args.workers} HTTP worker processes")
 
     async def main() -> None:
-        server = uvicorn.Server(uvicorn.Config(app, log_level="info"))
+        server = uvicorn.Server(uvicorn.Config(app, log_level="info",
+                                               **server_options(app.state.limits)))
         tasks = [server.serve(sockets=[_listen(args.host, args.port)])]
         mllp = None
         if args.mllp_port is not None:
-            mllp = MLLPServer(mllp_handler(store), args.host, args.mllp_port,
-                              on_bad_frame=bad_frame_reply)
+            mllp = MLLPServer(mllp_handler(store, app.state.ingest_slots), args.host, args.mllp_port,
+                              on_bad_frame=bad_frame_reply,
+                              idle_timeout=app.state.limits.mllp_idle_timeout)
             await mllp.start()
             print(f"gateway: MLLP {args.host}:{mllp.port}")
         try:
@@ -291,10 +331,12 @@ def _http_worker(home: str, db: str, host: str, port: int) -> None:
     import uvicorn
 
     from .api import create_app
+    from .api.limits import server_options
     from .settings import Settings
 
     app = create_app(Settings.resolve(home, db))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
+                                           **server_options(app.state.limits)))
     try:
         asyncio.run(server.serve(sockets=[_listen(host, port)]))  # type: ignore[list-item]
     except KeyboardInterrupt:
@@ -424,11 +466,56 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return status
 
 
+def cmd_conformance(args: argparse.Namespace) -> int:
+    from .conformance.command import run_command
+
+    return run_command(args.dirs, args.json_out, args.html_out, args.profile,
+                       progress=not args.no_progress, quiet=args.quiet)
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .errors import GatewayError
+    from .records import Store
+    from .settings import Settings
+
+    settings = Settings.resolve(args.home, args.db)
+    settings.ensure_home()
+    store = Store(settings.db_url)
+    try:
+        if args.citizen:
+            from .export import export_citizen
+
+            manifest = export_citizen(store, args.citizen, Path(args.out))
+            print(f"{args.out}: {sum(manifest['files'].values())} items in {len(manifest['files'])} files")
+            return EXIT_OK
+        if not args.project:
+            print("gateway: export --research needs --project NAME", file=sys.stderr)
+            return EXIT_REFUSED
+        from .research import export_research
+
+        manifest = export_research(store, settings.home, Path(args.out), args.project, args.purpose)
+        print(f"{args.out}: {manifest['citizens']} consenting citizen(s); {manifest['files']}")
+        return EXIT_OK
+    except GatewayError as exc:
+        print(f"gateway: export: {exc.issues[0].message}", file=sys.stderr)
+        return EXIT_REFUSED
+    except ValueError as exc:
+        print(f"gateway: export: {exc}", file=sys.stderr)
+        return EXIT_REFUSED
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"convert": cmd_convert, "ingest": cmd_ingest, "serve": cmd_serve,
                "send": cmd_send, "token": cmd_token, "terminology": cmd_terminology,
-               "validate": cmd_validate}[args.command]
+               "validate": cmd_validate, "conformance": cmd_conformance,
+               "export": cmd_export}.get(args.command)
+    if handler is None:
+        from .exchange.commands import COMMANDS
+
+        handler = COMMANDS[args.command]
     return handler(args)
 
 

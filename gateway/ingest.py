@@ -3,6 +3,7 @@ CLI) performs, so that all of them answer the same way."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -38,15 +39,21 @@ def ingest(store: Store, data: bytes, source_format: str = "auto", *, strict: bo
     return Ingested(conv, result)
 
 
-def mllp_handler(store: Store):  # type: ignore[no-untyped-def]
+def mllp_handler(store: Store, slots: threading.Semaphore | None = None):  # type: ignore[no-untyped-def]
     """A handler for :class:`gateway.mllp.MLLPServer`: AA only once stored,
-    AR with ERR segments when the message is refused, AE if storing failed."""
+    AR with ERR segments when the message is refused, AE if storing failed.
+    ``slots`` bounds the messages in progress (shared with HTTP ingestion):
+    when none is free the answer is an AE "busy, resend"."""
 
     def handle(data: bytes) -> bytes:
         try:
             message = parse(data)
         except GatewayError as exc:
             return build_ack(None, "AR", exc.issues, text=str(exc))
+        if slots is not None and not slots.acquire(blocking=False):
+            busy = Issue("error", "exception",
+                         "busy, resend: the gateway is at its limit of messages in progress")
+            return build_ack(message, "AE", [busy], text="busy, resend")
         try:
             done = ingest(store, data, "hl7v2")
         except GatewayError as exc:
@@ -54,6 +61,9 @@ def mllp_handler(store: Store):  # type: ignore[no-untyped-def]
         except Exception as exc:  # storage failure: tell the sender to retry
             issue = Issue("error", "exception", f"message not stored: {type(exc).__name__}")
             return build_ack(message, "AE", [issue], text="message not stored, resend")
+        finally:
+            if slots is not None:
+                slots.release()
         warnings = [i for i in done.conversion.issues if i.severity == "warning"] if done.conversion else []
         return build_ack(message, "AA", warnings, text="replay" if done.result.replay else "")
 

@@ -23,7 +23,8 @@ from .formats.detect import detect
 from .formats.hl7v2 import Message, parse
 from .mapping.hl7v2 import MappingSet, load_mapping_set, map_message
 
-__all__ = ["Conversion", "convert", "mappings_root", "hl7v2_mapping", "source_digest"]
+__all__ = ["Conversion", "convert", "convert_cda", "mappings_root", "hl7v2_mapping", "cda_mapping",
+           "source_digest"]
 
 
 def mappings_root() -> Path:
@@ -48,9 +49,13 @@ class Conversion:
     resources: list[dict[str, Any]]
     issues: list[Issue]
     source: dict[str, str] = field(default_factory=dict)  # sender, control id, type, version
+    document: dict[str, Any] | None = None  # a FHIR document Bundle (CDA input)
+    fidelity: list[Any] = field(default_factory=list)  # CDA: one EntryTrace per clinical entry
 
     @property
     def bundle(self) -> dict[str, Any]:
+        if self.document is not None:
+            return self.document
         return transaction_bundle(self.resources)
 
     def outcome(self) -> dict[str, Any]:
@@ -125,6 +130,34 @@ def convert_hl7v2(data: bytes | str, *, strict: bool = False, now: datetime | No
     )
 
 
+@lru_cache(maxsize=1)
+def cda_mapping() -> Any:
+    from .mapping.cda import load_mapping_set as load_cda
+
+    return load_cda(mappings_root() / "cda")
+
+
+def convert_cda(data: bytes, *, now: datetime | None = None, mapping: Any = None) -> Conversion:
+    """A CDA document to a FHIR document Bundle (``gateway.mapping.cda``);
+    ``resources`` holds every resource of the Bundle for the store."""
+    from .formats.cda import read_cda
+    from .mapping.cda import map_document
+
+    digest = hashlib.sha256(data.lstrip(b"\xef\xbb\xbf")).hexdigest()
+    doc = read_cda(data)
+    result = map_document(doc, mapping or cda_mapping(), digest=digest, now=_instant(now),
+                          terminology=_cda_terminology())
+    return Conversion("cda", digest, result.resources, list(result.issues), result.source,
+                      document=result.document, fidelity=result.fidelity)
+
+
+@lru_cache(maxsize=1)
+def _cda_terminology() -> Any:
+    from .mapping.cda import load_hook
+
+    return load_hook()
+
+
 def _instant(now: datetime | None) -> str:
     t = now or datetime.now(timezone.utc)
     return t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -142,4 +175,6 @@ def convert(data: bytes, source_format: str = "auto", *, strict: bool = False,
         if data[:1] == b"\x0b":
             data = data[1:].rstrip(b"\x1c\r\n")
         return convert_hl7v2(data, strict=strict, now=now)
+    if fmt == "cda":
+        return convert_cda(data, now=now)
     raise RejectedInput(f"unknown source format {fmt!r}")

@@ -1,7 +1,8 @@
 """Authentication for every route, in one place (an app-wide dependency),
 so that a route cannot forget it; scope checks per interaction.
 
-Open without a token: ``/fhir/metadata``, ``/health``, the API docs.
+Open without a token: ``/fhir/metadata``, ``/health``, the API docs, and
+``/soap/xca``, whose callers are authenticated by a signed SAML assertion.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from .tokens import Unauthorized, verify
 __all__ = ["authenticate", "require", "OPEN_PATHS", "caller_of"]
 
 OPEN_PATHS = frozenset({"/fhir/metadata", "/health", "/docs", "/docs/oauth2-redirect",
-                        "/openapi.json", "/redoc", "/"})
+                        "/openapi.json", "/redoc", "/",
+                        "/soap/xca"})  # SOAP: the signed SAML assertion authenticates (api/xca.py)
 
 
 async def authenticate(request: Request) -> None:

@@ -17,6 +17,7 @@ from ..records import Store
 from ..records.indexing import PATIENT_REFS, patient_of
 from .audit import audit_event
 from .caller import Caller
+from .shares import Grants, ShareService
 
 __all__ = ["RecordAccess", "COMPARTMENT_TYPES"]
 
@@ -31,6 +32,7 @@ class RecordAccess:
         self.request_id = request_id or str(uuid.uuid4())
         self.client_address = client_address
         self._patients: set[str] | None = None
+        self._grants: Grants | None = None  # a clinician's active shares
         self._pending: list[dict[str, Any]] = []
 
     # ------------------------------------------------------------------ compartment
@@ -41,19 +43,45 @@ class RecordAccess:
         if self._patients is None:
             if self.caller.kind == "patient" and self.caller.patient:
                 self._patients = self.store.linked_patients(self.caller.patient)
+            elif self.caller.practitioner:  # clinicians: only what citizens shared with them
+                self._grants = ShareService(self.store).grants_for_practitioner(self.caller.practitioner)
+                self._patients = self._grants.patients()
             else:
-                self._patients = set()  # clinicians: only what is shared (grants come later)
+                self._patients = set()
         return self._patients
+
+    def granted_sections(self, pid: str) -> set[str] | None:
+        """The IPS section slices shared with this clinician for ``pid``
+        (None: the caller is not confined to sections)."""
+        self.patients()
+        return None if self._grants is None else self._grants.sections_for(pid)
 
     def visible(self, res: dict[str, Any]) -> bool:
         allowed = self.patients()
         if allowed is None:
             return True
         rtype = res.get("resourceType", "")
+        if rtype == "Binary" and isinstance(res.get("securityContext"), dict):
+            ref = str(res["securityContext"].get("reference", ""))  # a citizen's upload: as its document
+            owner = self.store.read(*ref.split("/", 1)) if ref.count("/") == 1 else None
+            return owner is not None and self.visible(owner)
         if rtype not in COMPARTMENT_TYPES:
             return True  # shared reference data: Practitioner, Organization, Medication...
         owners = {r.split("/", 1)[1] for r in patient_of(res)}
+        if self._grants is not None:  # a clinician: the granted sections and documents only
+            return self._grants.allows(res, owners & allowed)
         return bool(owners & allowed)
+
+    def find(self, rtype: str, criteria: list[Any], patients: set[str] | None, *, count: int,
+             offset: int) -> tuple[list[dict[str, Any]], int | None]:
+        """Search the store; for a clinician, narrowed to what was shared
+        (filtered after the query, so paging counts shared resources only)."""
+        self.patients()
+        if self._grants is None or rtype not in COMPARTMENT_TYPES:
+            return self.store.find(rtype, criteria, patients, count=count, offset=offset)
+        found, _ = self.store.find(rtype, criteria, patients, count=10_000, offset=0)
+        shown = [r for r in found if self.visible(r)]
+        return shown[offset:offset + count], len(shown)
 
     def restriction_for(self, rtype: str) -> set[str] | None:
         allowed = self.patients()
@@ -75,10 +103,13 @@ class RecordAccess:
         if not by_patient:
             by_patient[None] = []
         for patient, refs in by_patient.items():
-            self._pending.append(audit_event(
+            event = audit_event(
                 self.caller, interaction, patient=patient, what=refs[:50],
                 request_id=self.request_id, outcome=outcome, query=query,
-                client_address=self.client_address))
+                client_address=self.client_address)
+            if self.caller.practitioner:  # the clinician is the agent the citizen sees
+                event["agent"][0]["who"]["reference"] = f"Practitioner/{self.caller.practitioner}"
+            self._pending.append(event)
 
     def flush(self) -> None:
         if self._pending:

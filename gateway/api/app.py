@@ -10,12 +10,16 @@ from ..access import authenticate
 from ..access.tokens import load_auth
 from ..records import Store
 from ..settings import Settings
-from . import errors, ingest, metadata, read, summary, terminology, validate
+from . import (citizen, errors, ingest, metadata, read, research, share, summary, terminology,
+               validate, xca)
+from .limits import Limits, install_limits, rate_limit
 
 
-def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
+def create_app(settings: Settings, store: Store | None = None,
+               limits: Limits | None = None) -> FastAPI:
     app = FastAPI(
-        dependencies=[Depends(authenticate)],  # every route, unless listed in access.guard.OPEN_PATHS
+        dependencies=[Depends(authenticate),  # every route, unless listed in access.guard.OPEN_PATHS
+                      Depends(rate_limit)],  # per-client rate, after authentication
         title="Health-data gateway",
         version=__version__,
         description="National formats in (HL7 v2 today), FHIR R4 out. "
@@ -26,11 +30,16 @@ def create_app(settings: Settings, store: Store | None = None) -> FastAPI:
     app.state.store = store or Store(settings.db_url)
     app.state.auth = load_auth(settings.home)
     errors.install(app)
+    install_limits(app, settings.max_body_bytes, limits)  # body size and time, in-flight slots
     app.include_router(ingest.router)
     app.include_router(metadata.router)
     app.include_router(summary.router)
     app.include_router(terminology.router)  # $-operations and terminology reads, before read.router
+    app.include_router(share.router)  # /share: clinician handshake and citizen grants
+    app.include_router(citizen.router)  # citizen entries and $everything, before read.router
+    app.include_router(research.router)  # /research: the citizen's research donation
     app.include_router(validate.router)  # POST $validate, before the generic /fhir/{type} routes
+    app.include_router(xca.router)  # SOAP XCA responder: SAML-authenticated (OPEN_PATHS)
     app.include_router(read.router)  # generic /fhir/{type}/... routes: keep last
 
     @app.get("/health", summary="Liveness and database check (no token needed)")

@@ -39,10 +39,10 @@ def outcome_response(status: int, issues: list[Issue], headers: dict[str, str] |
 def install(app: FastAPI) -> None:
     @app.exception_handler(GatewayError)
     async def _gateway_error(request: Request, exc: GatewayError) -> Response:
-        headers = None
+        headers = dict(getattr(exc, "headers", None) or {})
         if exc.status == 401:
-            headers = {"WWW-Authenticate": 'Bearer realm="gateway", error="invalid_token"'}
-        return outcome_response(exc.status, exc.issues, headers)
+            headers["WWW-Authenticate"] = 'Bearer realm="gateway", error="invalid_token"'
+        return outcome_response(exc.status, exc.issues, headers or None)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> Response:

@@ -23,24 +23,29 @@ from ..ingest import ingest
 from ..pipeline import Conversion
 from ..records import IngestResult
 from .errors import FHIR_JSON
+from .limits import ingest_slot
 
 router = APIRouter()
 
 HL7V2_TYPES = {"x-application/hl7-v2+er7", "application/hl7-v2", "application/hl7-v2+er7",
                "text/plain", "application/edi-hl7v2"}
+CDA_TYPES = {"application/xml", "text/xml", "application/hl7-cda+xml"}
 
 
 def _format_for(content_type: str) -> str:
     media = content_type.split(";")[0].strip().lower()
     if media in HL7V2_TYPES:
         return "hl7v2"
+    if media in CDA_TYPES:
+        return "cda"
     if media in ("application/octet-stream", ""):
         return "auto"
     raise UnsupportedFormat(
         f"content type {media!r} is not accepted",
         [Issue("error", "not-supported",
                f"Content-Type {media!r} not accepted; use x-application/hl7-v2+er7 "
-               "(application/hl7-v2 and text/plain are accepted too)", "Content-Type")])
+               "(application/hl7-v2 and text/plain are accepted too) or, for CDA documents, "
+               "application/hl7-cda+xml (application/xml, text/xml)", "Content-Type")])
 
 
 def response_bundle(result: IngestResult) -> dict[str, Any]:
@@ -88,7 +93,8 @@ async def post_ingest(request: Request, strict: bool = False) -> Response:
                     "error", "forbidden", f"the token's scopes do not allow writing {rtype}")])
 
     store = request.app.state.store
-    done = await asyncio.to_thread(ingest, store, body, fmt, strict=strict, authorize=authorize)
+    with ingest_slot(request):
+        done = await asyncio.to_thread(ingest, store, body, fmt, strict=strict, authorize=authorize)
     result = done.result
     created = any(e.status == "created" for e in result.entries) and not result.replay
     headers = {"X-Ingestion-Id": result.ingestion_id}

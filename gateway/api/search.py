@@ -83,8 +83,8 @@ def search_bundle(request: Request, access: RecordAccess, rtype: str) -> dict[st
     if restriction is not None and not restriction:
         matches, total = [], 0  # nothing shared with this caller
     else:
-        matches, total = access.store.find(rtype, criteria, restriction,
-                                           count=0 if summary == "count" else count, offset=offset)
+        matches, total = access.find(rtype, criteria, restriction,
+                                     count=0 if summary == "count" else count, offset=offset)
     base = str(request.base_url).rstrip("/") + f"/fhir/{rtype}"
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset", "total": total}
     keep_params = [(k, v) for k, v in pairs if k not in ("_offset",)]

@@ -7,6 +7,8 @@ validator is available, and returned as a ``document`` Bundle. With
 ``_outcome=true`` the answer is a Parameters resource holding the Bundle
 (``return``) and the OperationOutcome of assembly and validation
 (``outcome``); the outcome's error count is always in ``X-Summary-Errors``.
+Every document is signed by the gateway (``Bundle.signature``, a detached
+JWS: :mod:`gateway.exchange.jws`) just before it is returned.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from ..errors import Issue, NotFound, RejectedInput
+from ..exchange.context import sign_document
 from ..fhir.outcome import operation_outcome
 from ..records.search import Criterion
 from ..records.summary import assemble_summary
 from .errors import fhir_response
+from .language import reader_language, translator
 from .read import access_for
 
 router = APIRouter(prefix="/fhir")
@@ -54,21 +58,25 @@ def _summary(request: Request, pid: str | None, identifier: str | None) -> Respo
         allowed = access.patients()
         if allowed is not None:
             linked &= allowed
-        record = access.store.compartment(linked)
+        record = [r for r in access.store.compartment(linked) if access.visible(r)]
         base = str(request.base_url).rstrip("/") + "/fhir"
-        result = assemble_summary(patient, record, access.store.read_refs, linked, base)
-        issues = result.issues + _validate(result.bundle)
+        translate, said = translator(request.app.state.settings.home, reader_language(request))
+        result = assemble_summary(  # a clinician's share: the granted sections only
+            patient, record, lambda refs: [r for r in access.store.read_refs(refs) if access.visible(r)],
+            linked, base, allowed_sections=access.granted_sections(patient["id"]), translate=translate)
+        issues = said + result.issues + _validate(result.bundle)
         access.audit("operation", [patient], query="$summary")
     finally:
         access.flush()
     errors = sum(1 for i in issues if i.severity in ("error", "fatal"))
     headers = {"X-Summary-Errors": str(errors)}
+    bundle = sign_document(request.app.state.settings.home, result.bundle)  # Bundle.signature, JWS
     if request.query_params.get("_outcome") == "true":
         params = {"resourceType": "Parameters", "parameter": [
-            {"name": "return", "resource": result.bundle},
+            {"name": "return", "resource": bundle},
             {"name": "outcome", "resource": operation_outcome(issues)}]}
         return fhir_response(request, params, headers=headers)
-    return fhir_response(request, result.bundle, headers=headers)
+    return fhir_response(request, bundle, headers=headers)
 
 
 @router.get("/Patient/{pid}/$summary", summary="IPS $summary of one patient")

@@ -14,7 +14,14 @@ profiles. What this module does with the record:
   are listed in the section narrative as the trend;
 - every required section is present, with ``emptyReason`` when empty; each
   section's narrative is generated from its entries;
-- every reference in the document resolves inside it.
+- every reference in the document resolves inside it;
+- data the citizen entered themselves (``meta.tag`` patient-reported) is kept
+  apart: it is not placed in the clinical sections and the outcome says so;
+- ``allowed_sections`` (a clinician's share) leaves out the sections not
+  shared; a required one is present, empty, with ``emptyReason`` withheld;
+- ``translate`` (system, code) -> display in the requested language gives
+  section titles and coded displays in that language where the terminology
+  has them; ``CodeableConcept.text`` (the original text) is kept.
 """
 
 from __future__ import annotations
@@ -29,10 +36,32 @@ from typing import Any
 from ..errors import Issue
 from ..fhir.ids import stable_id
 
-__all__ = ["assemble_summary", "SECTIONS", "SummaryResult"]
+__all__ = ["assemble_summary", "SECTIONS", "SummaryResult", "PATIENT_REPORTED"]
 
 LOINC = "http://loinc.org"
 IPS = "http://hl7.org/fhir/uv/ips/StructureDefinition/"
+# meta.tag on what a citizen entered themselves (see gateway.api.citizen)
+PATIENT_REPORTED = {"system": "http://terminology.hl7.org/CodeSystem/v3-ObservationValue",
+                    "code": "PATRPT", "display": "patient reported"}
+
+
+def _patient_reported(res: dict[str, Any]) -> bool:
+    return any(t.get("code") == PATIENT_REPORTED["code"] and t.get("system") == PATIENT_REPORTED["system"]
+               for t in (res.get("meta") or {}).get("tag", []) or [])
+
+
+def _translate_codings(node: Any, translate: Callable[[str, str], str | None]) -> Any:
+    """A copy of ``node`` whose codings show the translated display."""
+    if isinstance(node, dict):
+        out = {k: _translate_codings(v, translate) for k, v in node.items()}
+        if isinstance(node.get("system"), str) and isinstance(node.get("code"), str):
+            shown = translate(node["system"], node["code"])
+            if shown:
+                out["display"] = shown
+        return out
+    if isinstance(node, list):
+        return [_translate_codings(v, translate) for v in node]
+    return node
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,10 +273,13 @@ def _rewrite_patient(node: Any, linked: set[str], main: str) -> Any:
 def assemble_summary(patient: dict[str, Any], record: list[dict[str, Any]],
                      fetch: Callable[[list[str]], list[dict[str, Any]]],
                      linked_ids: set[str], base_url: str,
-                     now: datetime | None = None) -> SummaryResult:
+                     now: datetime | None = None, *, allowed_sections: set[str] | None = None,
+                     translate: Callable[[str, str], str | None] | None = None) -> SummaryResult:
     """Build the IPS document for ``patient`` from ``record`` (every resource
     of the patient's compartment, linked Patients included). ``fetch`` reads
-    referenced resources (``Type/id`` strings) that the document must carry."""
+    referenced resources (``Type/id`` strings) that the document must carry.
+    ``allowed_sections`` (section slices) confines it to a share; ``translate``
+    gives displays in the reader's language."""
     issues: list[Issue] = []
     main = f"Patient/{patient['id']}"
     linked = {f"Patient/{p}" for p in linked_ids}
@@ -269,6 +301,13 @@ def assemble_summary(patient: dict[str, Any], record: list[dict[str, Any]],
             continue
         why = _excluded(res)
         section = _section_of(res)
+        if _patient_reported(res):
+            issues.append(Issue("information", "informational",
+                                f"{rtype}/{res['id']} was reported by the patient: kept apart from the "
+                                "clinical sections"))
+            continue
+        if allowed_sections is not None and section not in allowed_sections:
+            continue  # not shared with this reader: not even named in the outcome
         if why:
             issues.append(Issue("information", "informational",
                                 f"{rtype}/{res['id']} left out of the summary: {why}"))
@@ -323,6 +362,7 @@ def assemble_summary(patient: dict[str, Any], record: list[dict[str, Any]],
     sections_json = []
     for slice_name, section in SECTIONS.items():
         entries = chosen.get(slice_name, [])
+        withheld = allowed_sections is not None and slice_name not in allowed_sections
         if not entries and not section.required:
             continue
         rows = []
@@ -337,12 +377,18 @@ def assemble_summary(patient: dict[str, Any], record: list[dict[str, Any]],
         header = (["Item", "Value", "Status", "Date", "Earlier values"]
                   if slice_name in ("sectionResults", "sectionVitalSigns") else ["Item", "Status", "Date"])
         sec: dict[str, Any] = {
-            "title": section.title,
+            "title": (translate(LOINC, section.code) if translate else None) or section.title,
             "code": {"coding": [{"system": LOINC, "code": section.code}]},
             "text": _narrative(section, rows, header),
         }
         if entries:
             sec["entry"] = [{"reference": f"{r['resourceType']}/{r['id']}"} for r in entries]
+        elif withheld:
+            sec["emptyReason"] = {"coding": [{
+                "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
+                "code": "withheld", "display": "Information Withheld"}]}
+            sec["text"] = {"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">'
+                           "<p>Not shared with this reader.</p></div>"}
         else:
             sec["emptyReason"] = {"coding": [{
                 "system": "http://terminology.hl7.org/CodeSystem/list-empty-reason",
@@ -396,6 +442,8 @@ def assemble_summary(patient: dict[str, Any], record: list[dict[str, Any]],
         if not found:
             break
     content = [_rewrite_patient(r, linked - {main}, main) for r in content]
+    if translate is not None:
+        content = [_translate_codings(r, translate) for r in content]
     for res in content:
         if "text" not in res and res["resourceType"] != "Patient":
             res["text"] = _entry_narrative(res, medication)

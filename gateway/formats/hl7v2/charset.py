@@ -70,7 +70,13 @@ def decode_message(data: bytes, issues: Issues) -> tuple[str, str]:
     if data.startswith(_BOM):
         return data[len(_BOM):].decode("utf-8", errors="replace"), "UNICODE UTF-8"
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
-        return data.decode("utf-16"), "UNICODE UTF-16"
+        try:
+            return data.decode("utf-16"), "UNICODE UTF-16"
+        except UnicodeDecodeError as exc:
+            raise RejectedInput(
+                "bytes do not match the UTF-16 byte order mark",
+                [Issue("error", "value", f"undecodable UTF-16 at byte offset {exc.start}", "MSH[1]")],
+            ) from exc
     declared = _msh18(data)
     if declared:
         codec = CHARSETS.get(declared.upper())

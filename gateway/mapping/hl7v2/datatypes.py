@@ -13,6 +13,7 @@ Data types follow HL7 v2.5.1 chapter 2A; the FHIR side follows the HL7
 from __future__ import annotations
 
 import base64
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -191,6 +192,9 @@ def t_boolean(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> bool | None
     return None
 
 
+_INT64 = Decimal(2**63)
+
+
 def _number(text: str) -> int | float | Decimal | None:
     text = text.strip()
     if not text:
@@ -202,8 +206,9 @@ def _number(text: str) -> int | float | Decimal | None:
     if not d.is_finite():
         return None
     if d == d.to_integral_value() and "." not in text and "e" not in text.lower():
-        return int(d)
-    return float(text)
+        return int(d) if -_INT64 <= d < _INT64 else None
+    f = float(text)
+    return f if math.isfinite(f) else None
 
 
 @transform("decimal", uses={1})

@@ -1,0 +1,430 @@
+"""Limits that keep one client or one input from taking the gateway down.
+
+- **Request bodies** (:class:`BodyGuard`, an ASGI middleware): a declared
+  ``Content-Length`` above ``Settings.max_body_bytes`` is refused at once
+  (413); a body that grows past it while it is read is refused too; a body
+  whose next chunk does not arrive within ``http_body_timeout`` seconds, or
+  that is not complete within ``http_request_timeout``, answers 408.
+- **JSON bodies** (:func:`read_json`): size, nesting depth and the number of
+  members and items are bounded *before* the document is built in memory;
+  what is not strict UTF-8 JSON (BOM aside) is refused with a located 400.
+- **Per-client rate** (:func:`rate_limit`, an app-wide dependency that runs
+  after authentication): a token bucket per verified client id (the caller's
+  issuer and ``client_id``; the peer address for the open routes). When a
+  client runs dry it gets 429 with ``Retry-After``, and the first refusal of
+  a run of refusals is recorded as an AuditEvent.
+- **In-flight ingestion** (``app.state.ingest_slots``, a bounded semaphore
+  shared by HTTP ``/ingest`` and the MLLP listener of the same process):
+  when every slot is taken, HTTP answers 503 with ``Retry-After`` and MLLP an
+  ``AE`` whose ERR says "busy, resend".
+- **Slow clients** (:func:`server_options` for ``gateway serve``): the HTTP
+  request head must arrive within ``http_header_timeout`` seconds of the
+  connection (or of the previous response), idle keep-alive connections are
+  closed after ``http_keep_alive`` seconds, and at most
+  ``http_max_connections`` are served at once; the MLLP listener closes
+  connections idle for ``mllp_idle_timeout`` seconds.
+
+Every number comes from :class:`Limits`; :meth:`Limits.from_env` reads the
+``GATEWAY_*`` variables listed in ``ENVIRONMENT``. Limits hold per process:
+with ``--workers N`` each worker has its own buckets and slots.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from dataclasses import dataclass, fields
+from typing import Any, cast
+
+import orjson
+from fastapi import FastAPI, Request
+
+from ..errors import GatewayError, Issue, IssueCode, PayloadTooLarge, RejectedInput
+from ..fhir.jsonio import dumps
+from ..fhir.outcome import operation_outcome
+
+__all__ = ["Limits", "ENVIRONMENT", "TooManyRequests", "ServiceBusy", "RequestTimeout",
+           "RateLimiter", "BodyGuard", "install_limits", "rate_limit", "ingest_slot", "read_json",
+           "check_json", "server_options"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """Every configurable limit; the defaults are generous (a normal client
+    never meets them) and bound what a hostile one can do."""
+
+    json_max_depth: int = 64
+    json_max_fields: int = 500_000
+    rate_per_second: float = 200.0  # per client and process; 0 turns rate limiting off
+    rate_burst: int = 2_000
+    max_inflight_ingest: int = 64
+    retry_after_seconds: int = 1
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 15.0
+    http_request_timeout: float = 120.0
+    http_keep_alive: int = 5
+    http_max_connections: int = 1_024
+    mllp_idle_timeout: float = 60.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Limits":
+        """The defaults, overridden by the ``GATEWAY_*`` variables of ``ENVIRONMENT``."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            name = ENVIRONMENT[f.name]
+            raw = env.get(name)
+            if raw is None or raw.strip() == "":
+                continue
+            kind = float if f.type in ("float", float) else int
+            try:
+                value = kind(raw)
+            except ValueError:
+                raise ValueError(f"{name}={raw!r}: expected a number") from None
+            if value < 0 or (value == 0 and f.name != "rate_per_second"):
+                raise ValueError(f"{name}={raw!r}: must be positive")
+            values[f.name] = value
+        return cls(**values)
+
+
+ENVIRONMENT: dict[str, str] = {
+    "json_max_depth": "GATEWAY_JSON_MAX_DEPTH",
+    "json_max_fields": "GATEWAY_JSON_MAX_FIELDS",
+    "rate_per_second": "GATEWAY_RATE_LIMIT",
+    "rate_burst": "GATEWAY_RATE_BURST",
+    "max_inflight_ingest": "GATEWAY_MAX_INFLIGHT",
+    "retry_after_seconds": "GATEWAY_RETRY_AFTER",
+    "http_header_timeout": "GATEWAY_HTTP_HEADER_TIMEOUT",
+    "http_body_timeout": "GATEWAY_HTTP_BODY_TIMEOUT",
+    "http_request_timeout": "GATEWAY_HTTP_REQUEST_TIMEOUT",
+    "http_keep_alive": "GATEWAY_HTTP_KEEPALIVE",
+    "http_max_connections": "GATEWAY_HTTP_MAX_CONNECTIONS",
+    "mllp_idle_timeout": "GATEWAY_MLLP_IDLE_TIMEOUT",
+}
+
+
+# --------------------------------------------------------------------------- errors
+
+
+def _code(code: str) -> IssueCode:
+    """FHIR issue types beyond those the readers use (timeout, throttled, transient)."""
+    return cast(IssueCode, code)
+
+
+class _WithRetry(GatewayError):
+    """A refusal that tells the client when to come back."""
+
+    def __init__(self, message: str, issues: list[Issue], retry_after: int) -> None:
+        super().__init__(message, issues)
+        self.headers = {"Retry-After": str(max(1, retry_after))}
+
+
+class TooManyRequests(_WithRetry):
+    status = 429
+
+
+class ServiceBusy(_WithRetry):
+    status = 503
+
+
+class RequestTimeout(GatewayError):
+    status = 408
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_BRACKETS = re.compile(rb"[\[\]{}]")
+
+
+def read_json(body: bytes, limits: Limits, max_bytes: int | None = None) -> Any:
+    """The JSON value in ``body``, within ``limits``; else a 400/413 GatewayError.
+
+    The structure is counted on the raw bytes first, so that a body of many
+    tiny containers is refused before it becomes millions of objects."""
+    if max_bytes is not None and len(body) > max_bytes:
+        raise PayloadTooLarge("body too large", [Issue(
+            "error", "too-long", f"body of {len(body)} bytes exceeds {max_bytes}")])
+    data = body[3:] if body.startswith(b"\xef\xbb\xbf") else body
+    check_json(data, limits)
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        line = data.count(b"\n", 0, exc.pos) + 1
+        column = exc.pos - (data.rfind(b"\n", 0, exc.pos) + 1) + 1
+        raise RejectedInput("not JSON", [Issue(
+            "error", "structure", f"not JSON: {exc.msg}", f"line {line}, column {column}")]) from None
+
+
+def check_json(data: bytes, limits: Limits) -> None:
+    """Refuse JSON text whose nesting or member and item count exceeds the limits."""
+    quick = data.count(b",") + data.count(b"[") + data.count(b"{")
+    if quick <= limits.json_max_fields and quick < limits.json_max_depth:
+        return
+    bare = _STRING.sub(b'""', data)
+    fields_n = bare.count(b",") + bare.count(b"[") + bare.count(b"{")
+    if fields_n > limits.json_max_fields:
+        raise PayloadTooLarge("too many JSON fields", [Issue(
+            "error", "too-long",
+            f"the JSON body has about {fields_n} members and items; at most "
+            f"{limits.json_max_fields} are accepted")])
+    depth = 0
+    for m in _BRACKETS.finditer(bare):
+        if m.group() in (b"[", b"{"):
+            depth += 1
+            if depth > limits.json_max_depth:
+                raise RejectedInput("JSON nested too deeply", [Issue(
+                    "error", "too-long",
+                    f"the JSON body nests deeper than {limits.json_max_depth} levels",
+                    f"byte {m.start()}")])
+        else:
+            depth -= 1
+
+
+# --------------------------------------------------------------------------- bodies
+
+
+def _outcome_bytes(issues: list[Issue]) -> bytes:
+    return dumps(operation_outcome(issues))
+
+
+async def _send_outcome(send: Send, status: int, issues: list[Issue]) -> None:
+    body = _outcome_bytes(issues)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/fhir+json"),
+                            (b"content-length", str(len(body)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+class BodyGuard:
+    """ASGI middleware: bounded request bodies, read within fixed time."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]], *, max_bytes: int,
+                 chunk_timeout: float, total_timeout: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.chunk_timeout = chunk_timeout
+        self.total_timeout = total_timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = next((v for k, v in scope.get("headers", ()) if k == b"content-length"), None)
+        if declared is not None and declared.strip().isdigit() and int(declared) > self.max_bytes:
+            await _send_outcome(send, 413, [Issue(
+                "error", "too-long", f"body of {int(declared)} bytes exceeds {self.max_bytes}")])
+            return
+        state = {"received": 0, "complete": False, "deadline": 0.0}
+
+        async def guarded() -> Message:
+            if state["complete"]:
+                return await receive()
+            now = time.monotonic()
+            if not state["deadline"]:
+                state["deadline"] = now + self.total_timeout
+            wait = min(self.chunk_timeout, state["deadline"] - now)
+            try:
+                async with asyncio.timeout(max(wait, 0.0)):
+                    message = await receive()
+            except TimeoutError:
+                raise RequestTimeout("request body too slow", [Issue(
+                    "error", _code("timeout"), "the request body did not arrive in time")]) from None
+            if message["type"] == "http.request":
+                state["received"] += len(message.get("body", b""))
+                state["complete"] = not message.get("more_body", False)
+                if state["received"] > self.max_bytes:
+                    raise PayloadTooLarge("body too large", [Issue(
+                        "error", "too-long", f"the body exceeds {self.max_bytes} bytes")])
+            else:
+                state["complete"] = True
+            return message
+
+        await self.app(scope, guarded, send)
+
+
+# --------------------------------------------------------------------------- rate
+
+
+@dataclass(slots=True)
+class _Bucket:
+    tokens: float
+    stamp: float
+    refusing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    allowed: bool
+    retry_after: int = 0
+    first_refusal: bool = False
+
+
+class RateLimiter:
+    """Token buckets per key: ``rate`` tokens a second, at most ``burst``."""
+
+    MAX_KEYS = 10_000
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.rate = rate
+        self.burst = max(1, burst)
+        self._clock = clock
+        self._buckets: dict[str, _Bucket] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> Verdict:
+        now = self._clock()
+        with self._lock:
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if len(self._buckets) >= self.MAX_KEYS:
+                    self._forget_full(now)
+                bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+            bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.stamp) * self.rate)
+            bucket.stamp = now
+            if bucket.tokens >= 1.0:
+                bucket.tokens -= 1.0
+                bucket.refusing = False
+                return Verdict(True)
+            first = not bucket.refusing
+            bucket.refusing = True
+            return Verdict(False, math.ceil((1.0 - bucket.tokens) / self.rate), first)
+
+    def _forget_full(self, now: float) -> None:
+        full = [k for k, b in self._buckets.items()
+                if b.tokens + (now - b.stamp) * self.rate >= self.burst]
+        for k in full or list(self._buckets)[: self.MAX_KEYS // 2]:
+            del self._buckets[k]
+
+
+async def rate_limit(request: Request) -> None:
+    """App-wide dependency (after authentication): 429 when the caller's
+    bucket is empty; the first refusal of a run is audited."""
+    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    if limiter is None:
+        return
+    caller = getattr(request.state, "caller", None)
+    address = request.client.host if request.client else "unknown"
+    key = f"client {caller.issuer} {caller.client_id}" if caller is not None else f"address {address}"
+    verdict = limiter.take(key)
+    if verdict.allowed:
+        return
+    who = caller.client_id if caller is not None else address
+    text = (f"client {who!r} exceeded its rate limit of {limiter.rate:g} requests a second "
+            f"(burst {limiter.burst})")
+    if verdict.first_refusal:
+        from ..access.audit import audit_event
+
+        event = audit_event(caller, "operation", patient=None, what=[],
+                            request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+                            outcome="minor", query=f"{request.method} {request.url.path}",
+                            client_address=address, description=text)
+        await asyncio.to_thread(request.app.state.store.write, [event])
+    raise TooManyRequests("rate limit exceeded", [Issue("error", _code("throttled"), f"{text}; retry later")],
+                          verdict.retry_after)
+
+
+# --------------------------------------------------------------------------- in flight
+
+
+class ingest_slot:
+    """``with ingest_slot(request):`` one of the process's ingestion slots, or 503."""
+
+    def __init__(self, request: Request) -> None:
+        self._slots: threading.BoundedSemaphore | None = getattr(
+            request.app.state, "ingest_slots", None)
+        limits: Limits | None = getattr(request.app.state, "limits", None)
+        self._retry = limits.retry_after_seconds if limits else 1
+
+    def __enter__(self) -> None:
+        if self._slots is not None and not self._slots.acquire(blocking=False):
+            raise ServiceBusy("busy", [Issue(
+                "error", _code("transient"),
+                "the gateway is at its limit of messages in progress: busy, resend")], self._retry)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._slots is not None:
+            self._slots.release()
+
+
+# --------------------------------------------------------------------------- wiring
+
+
+def install_limits(app: FastAPI, max_body_bytes: int, limits: Limits | None = None) -> Limits:
+    """Put the limits on ``app``: body guard, rate limiter, ingestion slots."""
+    chosen = limits or Limits.from_env()
+    app.state.limits = chosen
+    app.state.ingest_slots = threading.BoundedSemaphore(chosen.max_inflight_ingest)
+    app.state.rate_limiter = (RateLimiter(chosen.rate_per_second, chosen.rate_burst)
+                              if chosen.rate_per_second > 0 else None)
+    app.add_middleware(BodyGuard, max_bytes=max_body_bytes, chunk_timeout=chosen.http_body_timeout,
+                       total_timeout=chosen.http_request_timeout)
+    return chosen
+
+
+def server_options(limits: Limits) -> dict[str, Any]:
+    """Keyword arguments for ``uvicorn.Config``: slow-client timeouts and the
+    connection limit."""
+    return {"http": _guarded_h11(limits.http_header_timeout),
+            "timeout_keep_alive": limits.http_keep_alive,
+            "limit_concurrency": limits.http_max_connections}
+
+
+def _guarded_h11(header_timeout: float) -> type:
+    """uvicorn's h11 protocol with a deadline for the request head: a client
+    that connects and sends nothing, or sends its headers a byte at a time,
+    is disconnected after ``header_timeout`` seconds."""
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class GuardedH11Protocol(H11Protocol):
+        _head_timer: asyncio.TimerHandle | None = None
+
+        def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.cycle is None or self.cycle.response_complete:
+                if self._head_timer is None:
+                    self._arm()
+            else:
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.cycle is not None and not self.cycle.response_complete:
+                self._disarm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._disarm()
+            self._head_timer = self.loop.call_later(header_timeout, self._head_timeout)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_timeout(self) -> None:
+            self._head_timer = None
+            if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
+                self.transport.close()
+
+    return GuardedH11Protocol

@@ -1,0 +1,7 @@
+"""Research donation: the citizen's research Consent (``consent.py``) and
+the de-identified export for consenting citizens only (``deidentify.py``)."""
+
+from .consent import CATEGORIES, research_consents
+from .deidentify import export_research
+
+__all__ = ["CATEGORIES", "research_consents", "export_research"]
