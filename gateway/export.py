@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 import zipfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from .errors import Issue, NotFound
 from .fhir.jsonio import dumps, dumps_pretty
 from .records import Store
 
-__all__ = ["export_citizen", "EXPORT_CALLER"]
+__all__ = ["EXPORT_CALLER", "export_citizen"]
 
 EXPORT_CALLER = Caller(client_id="gateway-export", subject="gateway export", issuer="urn:gateway:cli",
                        scopes=parse_scopes("system/*.rs"))
@@ -52,7 +52,7 @@ def export_citizen(store: Store, patient_id: str, out: Path, base_url: str = "ur
     by_type: dict[str, list[dict[str, Any]]] = {}
     for res in record:
         by_type.setdefault(res["resourceType"], []).append(res)
-    made = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    made = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     manifest = {
         "patient": f"Patient/{patient_id}", "linkedRecords": sorted(f"Patient/{p}" for p in linked),
         "made": made, "basis": "GDPR Art. 15 (access) and Art. 20 (portability)",

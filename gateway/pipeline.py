@@ -19,7 +19,7 @@ from .errors import Issue, RejectedInput
 from .fhir.bundle import transaction_bundle
 from .fhir.jsonio import dumps, dumps_pretty
 from .fhir.outcome import operation_outcome
-from .formats.detect import detect
+from .formats.detect import detect, register_xml_roots
 from .formats.hl7v2 import Message, parse
 from .mapping.hl7v2 import MappingSet, load_mapping_set, map_message
 
@@ -158,6 +158,42 @@ def _cda_terminology() -> Any:
     return load_hook()
 
 
+@lru_cache(maxsize=1)
+def national_mappings() -> dict[str, Any]:
+    """The national XML formats of ``mappings/national`` by format name."""
+    from .mapping.national import load_national
+
+    root = mappings_root() / "national"
+    return load_national(root) if root.is_dir() else {}
+
+
+def _national_roots() -> dict[tuple[str, str], str]:
+    return {r: m.name for m in national_mappings().values() for r in m.roots}
+
+
+register_xml_roots(_national_roots)
+
+
+def convert_national(data: bytes, fmt: str, *, now: datetime | None = None) -> Conversion:
+    """A national XML document (``mappings/national/<format>.yaml``) to FHIR
+    resources (a transaction Bundle); every element with text no rule read is
+    a located warning."""
+    from .mapping.national import map_national
+    from .mapping.national.xml import read_xml
+
+    mapping = national_mappings().get(fmt)
+    if mapping is None:
+        raise RejectedInput(f"unknown national XML format {fmt!r}")
+    digest = hashlib.sha256(data.lstrip(b"\xef\xbb\xbf")).hexdigest()
+    root = read_xml(data)
+    result = map_national(mapping, root)
+    source = f"{mapping.source_uri}#{digest[:16]}"
+    resources = [{"resourceType": r.pop("resourceType"), "id": r.pop("id"),
+                  "meta": {"source": source}, **r} for r in result.resources]
+    return Conversion(fmt, digest, resources, list(result.issues),
+                      {"type": str(root.tag), "mapping": mapping.file})
+
+
 def _instant(now: datetime | None) -> str:
     t = now or datetime.now(timezone.utc)
     return t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
@@ -177,4 +213,6 @@ def convert(data: bytes, source_format: str = "auto", *, strict: bool = False,
         return convert_hl7v2(data, strict=strict, now=now)
     if fmt == "cda":
         return convert_cda(data, now=now)
+    if fmt in national_mappings():
+        return convert_national(data, fmt, now=now)
     raise RejectedInput(f"unknown source format {fmt!r}")

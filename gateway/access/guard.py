@@ -17,7 +17,10 @@ __all__ = ["authenticate", "require", "OPEN_PATHS", "caller_of"]
 
 OPEN_PATHS = frozenset({"/fhir/metadata", "/health", "/docs", "/docs/oauth2-redirect",
                         "/openapi.json", "/redoc", "/",
-                        "/soap/xca"})  # SOAP: the signed SAML assertion authenticates (api/xca.py)
+                        "/soap/xca",  # SOAP: the signed SAML assertion authenticates (api/xca.py)
+                        # /app pages: the token comes in a cookie, verified by gateway.web.pages
+                        "/app", "/app/signin", "/app/signout", "/app/share", "/app/measure",
+                        "/app/grants/end", "/app/clinician", "/app/clinician/session"})
 
 
 async def authenticate(request: Request) -> None:

@@ -25,7 +25,7 @@ import hashlib
 import secrets
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, Index, String, Table, delete, func, insert, select, update
@@ -35,8 +35,17 @@ from ..records import Store
 from ..records.schema import metadata
 from ..records.summary import SECTIONS, _section_of
 
-__all__ = ["Grant", "ShareService", "TooManyAttempts", "SECTION_BY_CODE", "section_of",
-           "CODE_MINUTES", "MAX_GRANT_MINUTES", "share_sessions", "share_failures"]
+__all__ = [
+    "CODE_MINUTES",
+    "MAX_GRANT_MINUTES",
+    "SECTION_BY_CODE",
+    "Grant",
+    "ShareService",
+    "TooManyAttempts",
+    "section_of",
+    "share_failures",
+    "share_sessions",
+]
 
 LOINC = "http://loinc.org"
 CODE_MINUTES = 10
@@ -84,11 +93,11 @@ class TooManyAttempts(GatewayError):
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return t.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _parse(text: str) -> datetime:

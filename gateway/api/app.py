@@ -38,6 +38,9 @@ def create_app(settings: Settings, store: Store | None = None,
     app.include_router(share.router)  # /share: clinician handshake and citizen grants
     app.include_router(citizen.router)  # citizen entries and $everything, before read.router
     app.include_router(research.router)  # /research: the citizen's research donation
+    from ..web import router as pages  # /app: citizen and clinician pages
+
+    app.include_router(pages)
     app.include_router(validate.router)  # POST $validate, before the generic /fhir/{type} routes
     app.include_router(xca.router)  # SOAP XCA responder: SAML-authenticated (OPEN_PATHS)
     app.include_router(read.router)  # generic /fhir/{type}/... routes: keep last

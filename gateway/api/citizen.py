@@ -27,7 +27,7 @@ import base64
 import binascii
 import hashlib
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -35,7 +35,14 @@ from fastapi.responses import Response
 
 from ..access.caller import Caller
 from ..access.record import RecordAccess
-from ..errors import Forbidden, GatewayError, Issue, PayloadTooLarge, RejectedInput, UnprocessableInput
+from ..errors import (
+    Forbidden,
+    GatewayError,
+    Issue,
+    PayloadTooLarge,
+    RejectedInput,
+    UnprocessableInput,
+)
 from ..fhir.jsonio import loads
 from ..records.summary import PATIENT_REPORTED
 from .errors import fhir_response
@@ -56,7 +63,7 @@ class UnsupportedMedia(GatewayError):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _citizen_access(request: Request, rtype: str) -> tuple[RecordAccess, Caller]:
@@ -116,6 +123,11 @@ async def add_observation(request: Request) -> Response:
         body = loads(await request.body())
     except ValueError as exc:
         raise RejectedInput("bad JSON", [Issue("error", "structure", "the body is not JSON")]) from exc
+    return _created(request, create_observation(access, caller, body))
+
+
+def create_observation(access: RecordAccess, caller: Caller, body: Any) -> dict[str, Any]:
+    """Check and store a citizen's Observation with its Provenance; the stored one."""
     if not isinstance(body, dict) or body.get("resourceType") != "Observation":
         raise RejectedInput("not an Observation", [Issue("error", "invalid", "send an Observation")])
     mine = access.patients() or set()
@@ -134,7 +146,7 @@ async def add_observation(request: Request) -> Response:
     stored = access.store.read("Observation", obs["id"]) or obs
     access.audit("create", [stored])
     access.flush()
-    return _created(request, stored)
+    return stored
 
 
 async def _upload(request: Request) -> tuple[bytes, str, str | None, dict[str, Any]]:

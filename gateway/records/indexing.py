@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-__all__ = ["index_rows", "fold", "date_range", "PATIENT_REFS", "SEARCH_PARAMS"]
+__all__ = ["index_rows", "fold", "date_range", "clip", "WIDTHS", "PATIENT_REFS", "SEARCH_PARAMS"]
 
 # Where each resource type points at its patient (the Patient compartment).
 PATIENT_REFS: dict[str, tuple[str, ...]] = {
@@ -113,7 +113,7 @@ def date_range(value: str) -> tuple[str, str] | None:
             dt = dt.replace(tzinfo=timezone.utc)
         s = dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S")
         return s, s
-    except ValueError:
+    except (ValueError, OverflowError):
         return None
 
 
@@ -124,9 +124,20 @@ def _codings(cc: Any) -> Iterator[tuple[str | None, str]]:
                 yield c.get("system"), str(c["code"])
 
 
+WIDTHS = {"system": 256, "code": 256, "text": 256, "ref": 160}
+
+
+def clip(value: Any, width: int) -> str | None:
+    """A value as the index column of that width holds it."""
+    return None if value is None else str(value).replace("\x00", "")[:width]
+
+
 def _row(param: str, **kw: Any) -> dict[str, Any]:
-    return {"param": param, "system": None, "code": None, "text": None, "ref": None,
-            "low": None, "high": None, **kw}
+    row = {"param": param, "system": None, "code": None, "text": None, "ref": None,
+           "low": None, "high": None, **kw}
+    for column, width in WIDTHS.items():
+        row[column] = clip(row[column], width)
+    return row
 
 
 def _dates(param: str, value: Any) -> Iterator[dict[str, Any]]:

@@ -20,7 +20,7 @@ from sqlalchemy import and_, exists, func, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import Issue, RejectedInput
-from .indexing import date_range, fold, supported_params
+from .indexing import WIDTHS, clip, date_range, fold, supported_params
 from .schema import resources, search_index
 
 __all__ = ["Criterion", "parse_criteria", "build_query", "TYPES"]
@@ -71,14 +71,14 @@ def _token(values: tuple[str, ...], modifier: str | None) -> ColumnElement[bool]
             system, code = v.split("|", 1)
             conds = []
             if system:
-                conds.append(idx.system == system)
+                conds.append(idx.system == clip(system, WIDTHS["system"]))
             else:
                 conds.append(idx.system.is_(None))
             if code:
-                conds.append(idx.code == code)
+                conds.append(idx.code == clip(code, WIDTHS["code"]))
             ors.append(and_(*conds))
         else:
-            ors.append(idx.code == v)
+            ors.append(idx.code == clip(v, WIDTHS["code"]))
     cond = or_(*ors)
     return not_(cond) if modifier == "not" else cond
 
@@ -184,6 +184,10 @@ def compartment_condition(rtype: str, patients: set[str]) -> ColumnElement[bool]
 
 def build_query(rtype: str, criteria: list[Criterion], patients: set[str] | None) -> Any:
     """A SELECT of matching resources' (id, content, last_updated)."""
+    for c in criteria:
+        if any("\x00" in v for v in c.values):
+            raise RejectedInput("NUL in a search value", [Issue(
+                "error", "invalid", f"{c.name}: a search value cannot hold a NUL character", c.name)])
     conds: list[ColumnElement[bool]] = [resources.c.resource_type == rtype]
     conds += [_criterion(rtype, c) for c in criteria]
     if patients is not None:

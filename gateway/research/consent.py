@@ -7,14 +7,21 @@ research Consent ``inactive`` (kept in the record, as any Consent)."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from ..errors import Issue, RejectedInput
 from ..records import Store
 
-__all__ = ["CATEGORIES", "PURPOSES", "research_consent", "research_consents", "active_research",
-           "withdraw", "consented_types"]
+__all__ = [
+    "CATEGORIES",
+    "PURPOSES",
+    "active_research",
+    "consented_types",
+    "research_consent",
+    "research_consents",
+    "withdraw",
+]
 
 ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 RESOURCE_TYPES = "http://hl7.org/fhir/resource-types"
@@ -31,7 +38,7 @@ PURPOSES = {"HRESCH": "healthcare research", "CLINTRCH": "clinical trial researc
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def research_consent(patient: str, body: dict[str, Any]) -> dict[str, Any]:

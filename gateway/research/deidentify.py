@@ -24,7 +24,7 @@ import hmac
 import os
 import re
 import secrets
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,7 @@ from ..fhir.jsonio import dumps, dumps_pretty
 from ..records import Store
 from .consent import consented_types, research_consents
 
-__all__ = ["export_research", "Deidentifier", "ALLOWED"]
+__all__ = ["ALLOWED", "Deidentifier", "export_research"]
 
 ALLOWED: dict[str, tuple[str, ...]] = {
     "Patient": ("gender", "birthDate", "address", "deceasedBoolean"),
@@ -148,7 +148,7 @@ def _shift_date(text: str, delta: timedelta) -> str:
             return text
         shifted = when + delta
         if when.tzinfo is not None:
-            return shifted.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+            return shifted.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
         return shifted.isoformat(timespec="seconds")
     try:
         return (date.fromisoformat(text) + delta).isoformat()
@@ -200,7 +200,7 @@ def export_research(store: Store, home: Path, out_dir: Path, project: str,
         (out_dir / f"{rtype}.ndjson").write_bytes(b"".join(dumps(r) + b"\n" for r in items))
     manifest = {
         "project": project, "purpose": purpose,
-        "made": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "made": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "citizens": citizens,
         "files": {f"{t}.ndjson": len(v) for t, v in sorted(by_type.items())},
         "left out": dict(sorted(dropped.items())),

@@ -9,8 +9,17 @@ from typing import Any
 from sqlalchemy import update
 
 from gateway.access.shares import share_sessions
-from tests.citizen.helpers import (ALLERGIES, MEDICATIONS, PROBLEMS, RESULTS, citizen, doctor, entries,
-                                   load, share)
+from tests.citizen.helpers import (
+    ALLERGIES,
+    MEDICATIONS,
+    PROBLEMS,
+    RESULTS,
+    citizen,
+    doctor,
+    entries,
+    load,
+    share,
+)
 
 
 def _sections(bundle: dict[str, Any]) -> dict[str, dict[str, Any]]:

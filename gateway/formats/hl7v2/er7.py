@@ -251,6 +251,13 @@ def parse(data: bytes | str) -> Message:
             "MSH segment too short",
             [Issue("error", "structure", "MSH segment too short for its delimiters", "MSH[1]-2")],
         )
+    nul = text.find("\x00")
+    if nul != -1:
+        raise RejectedInput(
+            "NUL character in the message",
+            [Issue("error", "value", f"NUL character at offset {nul}: HL7 v2 text cannot hold it",
+                   _location(text, nul))],
+        )
     fs = text[3]
     enc_end = text.find(fs, 4)
     msh2 = text[4:enc_end] if enc_end != -1 else ""
@@ -315,6 +322,19 @@ def parse(data: bytes | str) -> Message:
     return Message(segments, enc, charset, issues, by_name)
 
 
+def _location(text: str, at: int) -> str:
+    """The ER7 location (``PID[1]-5``) of character offset ``at``."""
+    if at < 8:
+        return "MSH[1]-1" if at == 3 else "MSH[1]-2"
+    lines = _LINE_SPLIT.split(text[:at])
+    name = lines[-1][:3]
+    field = lines[-1].count(text[3]) + (name == "MSH")
+    if not SEGMENT_NAME.match(name) or field < 1:
+        return f"segment {len(lines)}"
+    occurrence = sum(1 for line in lines if line[:3] == name)
+    return f"{name}[{occurrence}]-{field}"
+
+
 _ESCAPE_TEXT = {"F": "field", "S": "component", "T": "subcomponent", "R": "repetition", "E": "escape"}
 _FORMATTING = {".br": "\n", ".sp": "\n", ".fi": "", ".nf": "", ".ce": "", "H": "", "N": ""}
 
@@ -347,9 +367,12 @@ def unescape(text: str, enc: Encoding) -> str:
         elif seq in _FORMATTING:
             out.append(_FORMATTING[seq])
         elif seq[:1] == "X" and len(seq) > 1 and len(seq) % 2 == 1:
+            raw: bytes | None
             try:
                 raw = bytes.fromhex(seq[1:])
             except ValueError:
+                raw = None
+            if raw is None or 0 in raw:
                 out.append(text[j : k + 1])
             else:
                 try:

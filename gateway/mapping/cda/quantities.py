@@ -53,7 +53,9 @@ def _decimal(text: str, ctx: DocContext, el: etree._Element) -> int | float | No
 def quantity(
     el: etree._Element, ctx: DocContext, args: dict[str, Any] | None = None
 ) -> dict[str, Any] | None:
-    """PQ → Quantity (``args.positive``: a value ≤ 0 is reported)."""
+    """PQ → Quantity (``args.positive``: a value ≤ 0 is reported; with
+    ``positive: drop`` it is also left out, e.g. the number of packages of
+    an eHDSI eDispensation, which must be positive)."""
     args = args or {}
     value = el.get("value")
     if value is None or not value.strip():
@@ -62,7 +64,15 @@ def quantity(
     if number is None:
         return None
     if args.get("positive") and number <= 0:
-        ctx.warn(f"quantity {value} is not positive", el, code="value", attribute="value")
+        drop = args.get("positive") == "drop"
+        ctx.warn(
+            f"quantity {value} is not positive" + (": not kept" if drop else ""),
+            el,
+            code="value",
+            attribute="value",
+        )
+        if drop:
+            return None
     out: dict[str, Any] = {"value": number}
     unit = (el.get("unit") or "").strip()
     if unit:
