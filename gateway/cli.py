@@ -22,6 +22,9 @@ Subcommands:
 - ``export --citizen ID OUT.zip`` (the citizen's record: NDJSON per type,
   the IPS document, the audit trail) and ``export --research OUT/ --project
   NAME`` (de-identified NDJSON of consenting citizens, with a manifest).
+- ``fuzz [--minutes N] [--out DIR] [--seed S] [--target NAME]``: fuzz every
+  reader and route (:mod:`gateway.fuzz`); findings (inputs and tracebacks)
+  go to DIR; exit 0 nothing found, 1 findings.
 - ``conformance [DIR...] [--json OUT] [--html OUT] [--profile P]``: run every
   fixture (default ``fixtures/``) through detection, conversion, validation
   and its expectation; summary tables, JSON and HTML reports; exit 0 all
@@ -52,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("convert", help="convert one message to a FHIR R4 Bundle")
     p.add_argument("file", help="the message file ('-' for standard input)")
-    p.add_argument("--from", dest="source_format", default="auto", choices=["auto", "hl7v2", "cda"])
+    p.add_argument("--from", dest="source_format", default="auto", choices=["auto", "hl7v2", "cda", "dk-fmk"])
     p.add_argument("-o", "--output", help="write the Bundle here instead of standard output")
     p.add_argument("--strict", action="store_true",
                    help="also check the message structure with hl7apy (slow)")
@@ -61,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("ingest", help="convert and store messages")
     p.add_argument("files", nargs="+")
-    p.add_argument("--from", dest="source_format", default="auto", choices=["auto", "hl7v2", "cda"])
+    p.add_argument("--from", dest="source_format", default="auto", choices=["auto", "hl7v2", "cda", "dk-fmk"])
     _add_home(p)
 
     p = sub.add_parser("serve", help="run the HTTP API (and an MLLP listener)")
@@ -134,6 +137,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--project", help="research project name (pseudonyms are per project)")
     p.add_argument("--purpose", default="HRESCH", help="research purpose (v3 ActReason, default HRESCH)")
     _add_home(p)
+
+    p = sub.add_parser("dispense", help="an eHDSI eDispensation CDA for a stored MedicationRequest")
+    p.add_argument("prescription_id", metavar="PRESCRIPTION_ID", help="the MedicationRequest id")
+    p.add_argument("--quantity", type=float, required=True, help="number of packages dispensed")
+    p.add_argument("--substituted", action="store_true", help="another product was dispensed")
+    p.add_argument("-o", "--output", help="write the CDA here (default: stdout)")
+    _add_home(p)
+
+    p = sub.add_parser("fuzz", help="fuzz every reader and route; findings to a folder")
+    from .fuzz import add_arguments as add_fuzz_arguments
+
+    add_fuzz_arguments(p)
 
     from .exchange.commands import add_parsers  # keys, trust, sign, verify, retrieve
 
@@ -506,12 +521,40 @@ def cmd_export(args: argparse.Namespace) -> int:
         store.close()
 
 
+def cmd_dispense(args: argparse.Namespace) -> int:
+    from .eprescription import Dispense
+    from .eprescription.dispense import dispense_document
+    from .errors import GatewayError
+    from .records import Store
+    from .settings import Settings
+
+    store = Store(Settings.resolve(args.home, args.db).db_url)
+    try:
+        xml = dispense_document(store, args.prescription_id,
+                                Dispense(args.quantity, substituted=args.substituted))
+    except GatewayError as exc:
+        return _refuse(args.prescription_id, exc)
+    finally:
+        store.close()
+    if args.output:
+        Path(args.output).write_bytes(xml)
+    else:
+        sys.stdout.buffer.write(xml)
+    return EXIT_OK
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    from .fuzz import main as fuzz_main
+
+    return fuzz_main(args)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"convert": cmd_convert, "ingest": cmd_ingest, "serve": cmd_serve,
                "send": cmd_send, "token": cmd_token, "terminology": cmd_terminology,
                "validate": cmd_validate, "conformance": cmd_conformance,
-               "export": cmd_export}.get(args.command)
+               "export": cmd_export, "dispense": cmd_dispense, "fuzz": cmd_fuzz}.get(args.command)
     if handler is None:
         from .exchange.commands import COMMANDS
 

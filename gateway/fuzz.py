@@ -654,7 +654,7 @@ class _AppTarget(Target):
             raise Violation(f"HTTP {r.status_code} for {method} {target[:200]}: {r.text[:500]}"
                             + (f"\n\nserver log:\n{self.errors.last}" if self.errors.last else ""),
                             self.errors.exc)
-        if 400 <= r.status_code < 500:
+        if 400 <= r.status_code < 500 and method != "HEAD":
             if target.startswith("/soap/") and b"Fault>" in r.content:
                 return "refused"
             try:
@@ -881,8 +881,8 @@ def _describe(exc: BaseException) -> tuple[str, str, str]:
     return "crash", signature(exc), detail
 
 
-def _worker(tasks: list[_Task], seed: int, workdir: str, memory_mb: int, shared: Any,
-            conn: Connection) -> None:
+def _worker(tasks: list[_Task], seed: int, workdir: str, memory_mb: int, reduce_seconds: float,
+            shared: Any, conn: Connection) -> None:
     """Run the tasks; report findings, outcomes and progress on ``conn``."""
     logging.getLogger().addHandler(logging.NullHandler())
     heartbeat, length, buffer = shared
@@ -908,7 +908,8 @@ def _worker(tasks: list[_Task], seed: int, workdir: str, memory_mb: int, shared:
             except Exception as exc:  # noqa: BLE001 - every failure is a finding
                 kind, sig, detail = _describe(exc)
                 outcomes[kind] = outcomes.get(kind, 0) + 1
-                small = _reduce(target, data, sig, 10.0) if kind != "property" and len(data) > 64 else data
+                small = (_reduce(target, data, sig, reduce_seconds)
+                         if reduce_seconds > 0 and kind != "property" and len(data) > 64 else data)
                 conn.send(("finding", Finding(task.target, kind, index, small, detail, sig)))
             if _peak_mb() - base_peak > memory_mb:
                 conn.send(("finding", Finding(task.target, "memory", index, data,
@@ -931,9 +932,11 @@ def _worker(tasks: list[_Task], seed: int, workdir: str, memory_mb: int, shared:
 
 def run(targets: list[str] | None = None, *, seed: int = 1, cases: int | dict[str, int] | None = None,
         minutes: float | None = None, out: Path | None = None, case_timeout: float = 20.0,
-        memory_mb: int = 512, log: Callable[[str], None] | None = None) -> Report:
+        memory_mb: int = 512, reduce_seconds: float = 10.0,
+        log: Callable[[str], None] | None = None) -> Report:
     """Fuzz ``targets`` (default all) for ``cases`` each or ``minutes`` in
-    total; write findings to ``out`` (if given); return the report."""
+    total; write findings to ``out`` (if given); return the report. Failing
+    inputs are reduced for up to ``reduce_seconds`` each."""
     names = targets or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
@@ -951,7 +954,7 @@ def run(targets: list[str] | None = None, *, seed: int = 1, cases: int | dict[st
     workdir = Path(tempfile.mkdtemp(prefix="gateway-fuzz-"))
     say = log or (lambda _m: None)
     try:
-        _supervise(tasks, report, seed, workdir, case_timeout, memory_mb, out, say)
+        _supervise(tasks, report, seed, workdir, case_timeout, memory_mb, reduce_seconds, out, say)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     report.seconds = time.time() - started
@@ -961,7 +964,8 @@ def run(targets: list[str] | None = None, *, seed: int = 1, cases: int | dict[st
 
 
 def _supervise(tasks: list[_Task], report: Report, seed: int, workdir: Path, case_timeout: float,
-               memory_mb: int, out: Path | None, say: Callable[[str], None]) -> None:
+               memory_mb: int, reduce_seconds: float, out: Path | None,
+               say: Callable[[str], None]) -> None:
     ctx = multiprocessing.get_context("spawn")
     heartbeat = ctx.Array(ctypes.c_longlong, 2, lock=False)
     length = ctx.Value(ctypes.c_longlong, 0, lock=False)
@@ -970,7 +974,7 @@ def _supervise(tasks: list[_Task], report: Report, seed: int, workdir: Path, cas
     while pending:
         heartbeat[0], heartbeat[1] = -1, -1
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_worker, args=(pending, seed, str(workdir), memory_mb,
+        proc = ctx.Process(target=_worker, args=(pending, seed, str(workdir), memory_mb, reduce_seconds,
                                                  (heartbeat, length, buffer), child), daemon=True)
         proc.start()
         child.close()

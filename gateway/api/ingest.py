@@ -36,8 +36,10 @@ def _format_for(content_type: str) -> str:
     media = content_type.split(";")[0].strip().lower()
     if media in HL7V2_TYPES:
         return "hl7v2"
-    if media in CDA_TYPES:
+    if media == "application/hl7-cda+xml":
         return "cda"
+    if media in CDA_TYPES:  # generic XML: a CDA document or a national XML format (detected)
+        return "auto"
     if media in ("application/octet-stream", ""):
         return "auto"
     raise UnsupportedFormat(

@@ -94,8 +94,8 @@ def detect(data: bytes) -> str:
         if national:
             return national
         root = xml_root(data)
-        kind = (f"XML with root {{{root[0]}}}{root[1]}: neither a CDA document nor a national "
-                "XML format of mappings/national" if root else "XML without a root element")
+        kind = ("XML other than a CDA document or a national XML format of mappings/national"
+                + (f" (root {{{root[0]}}}{root[1]})" if root else ""))
     elif head.startswith(b"{"):
         kind = "JSON"
     else:

@@ -16,6 +16,7 @@ import re
 from datetime import datetime, timezone
 
 from ...errors import Issue
+from .charset import CHARSETS
 from .er7 import Encoding, Message, escape
 
 __all__ = ["build_ack", "AckCode", "error_location"]
@@ -97,4 +98,5 @@ def build_ack(message: Message | None, code: AckCode, issues: list[Issue] | None
     for issue in issues or []:
         if issue.severity in ("fatal", "error") or (code != "AA" and issue.severity == "warning"):
             segments.append(_err(issue, enc, version))
-    return ("\r".join(segments) + "\r").encode("utf-8")
+    codec = CHARSETS.get(message.charset.upper(), "utf-8") if message is not None and charset else "utf-8"
+    return ("\r".join(segments) + "\r").encode(codec, "replace")
