@@ -229,16 +229,18 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def load_demo(store: "object") -> int:
-    """Ingest every fixture under fixtures/hl7v2 (idempotent)."""
+    """Ingest the demo data (idempotent): every HL7 v2 fixture and the CDA
+    patient summaries under fixtures/."""
     from .errors import GatewayError
     from .ingest import ingest
     from .pipeline import mappings_root
 
-    root = mappings_root().parent / "fixtures" / "hl7v2"
+    fixtures = mappings_root().parent / "fixtures"
+    paths = sorted((fixtures / "hl7v2").rglob("*.hl7")) + sorted((fixtures / "cda" / "ehdsi-ps").rglob("*.xml"))
     n = 0
-    for path in sorted(root.rglob("*.hl7")):
+    for path in paths:
         try:
-            ingest(store, path.read_bytes(), "hl7v2")  # type: ignore[arg-type]
+            ingest(store, path.read_bytes(), "auto")  # type: ignore[arg-type]
             n += 1
         except GatewayError:
             continue
@@ -340,10 +342,20 @@ def _listen(host: str, port: int) -> "object":
 
 
 def _http_worker(home: str, db: str, host: str, port: int) -> None:
-    """One more HTTP worker process: its own store connection, same port."""
+    """One more HTTP worker process: its own store connection, same port.
+    It ends when the serving process ends, however that one ends."""
     import asyncio
+    import os
+    import signal
 
     import uvicorn
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+        if os.getppid() == 1:
+            return
 
     from .api import create_app
     from .api.limits import server_options
