@@ -8,7 +8,7 @@ Subcommands:
   location: HL7 field or XPath and line).
 - ``ingest FILE... [--home DIR] [--db URL]``: convert and store.
 - ``serve [--host H] [--port P] [--mllp-port N] [--demo]``: the HTTP API (and
-  MLLP when asked).
+  MLLP when asked), and the outbox worker delivering to peer gateways.
 - ``send FILE --mllp HOST:PORT``: send a message over MLLP and print the ACK.
 - ``validate FILE... [--profile auto|ips|ips-1.1.0|eps|r4|URL]``: validate FHIR JSON or
   XML against the profiles in ``profiles/``; prints the OperationOutcome (a
@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quantity", type=float, required=True, help="number of packages dispensed")
     p.add_argument("--substituted", action="store_true", help="another product was dispensed")
     p.add_argument("-o", "--output", help="write the CDA here (default: stdout)")
+    p.add_argument("--send-to", metavar="CC", help="also sign it and queue it (durable outbox) for "
+                   "that country's gateway, e.g. the prescribing country")
     _add_home(p)
 
     p = sub.add_parser("fuzz", help="fuzz every reader and route; findings to a folder")
@@ -285,6 +287,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f'  curl -H "Authorization: Bearer $TOKEN" \'{base}/fhir/Patient/$summary?'
               "identifier=urn:oid:1.3.6.1.4.1.12559.11.10.1.3.1.1.3|123456789'")
 
+    from .exchange.outbox import OutboxWorker  # deliveries to peers; replicas share the work
+
+    outbox_worker = OutboxWorker(settings.home, store).start()
     workers = []
     if args.workers > 1:
         import multiprocessing
@@ -319,6 +324,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        outbox_worker.stop()
         for w in workers:
             w.terminate()
     return EXIT_OK
@@ -540,17 +546,25 @@ def cmd_dispense(args: argparse.Namespace) -> int:
     from .records import Store
     from .settings import Settings
 
-    store = Store(Settings.resolve(args.home, args.db).db_url)
+    settings = Settings.resolve(args.home, args.db)
+    store = Store(settings.db_url)
     try:
         xml = dispense_document(store, args.prescription_id,
                                 Dispense(args.quantity, substituted=args.substituted))
+        if args.send_to:  # signed, queued; `gateway serve` delivers it (exchange/outbox.py)
+            from .exchange.outbox import queue_document
+
+            settings.ensure_home()
+            delivery = queue_document(settings.home, store, xml, args.send_to)
+            print(f"gateway: eDispensation queued for {args.send_to.upper()} (delivery {delivery})",
+                  file=sys.stderr)
     except GatewayError as exc:
         return _refuse(args.prescription_id, exc)
     finally:
         store.close()
     if args.output:
         Path(args.output).write_bytes(xml)
-    else:
+    elif not args.send_to:
         sys.stdout.buffer.write(xml)
     return EXIT_OK
 

@@ -18,7 +18,8 @@ Targets: ``hl7v2`` (``pipeline.convert`` as HL7 v2, and the ACK for it),
 ``MLLPServer`` with the real ingest handler on a real SQLite store),
 ``token`` (bearer JWTs through ``access.tokens.verify``: refused, or exactly
 a token the issuer signed), ``fhir-json`` (``POST /fhir/$validate``) and
-``http`` (every route of the app's OpenAPI, any parameters, headers, bodies).
+``http`` (every route of the app's OpenAPI, any parameters, headers, bodies;
+SOAP routes may answer a SOAP Fault and OAuth routes an RFC 6749 error).
 
 The worker runs the cases; the parent watches a heartbeat. A case that does
 not finish in time is recorded as a hang and the worker is restarted after
@@ -54,7 +55,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-__all__ = ["TARGETS", "Finding", "Report", "run", "replay", "main", "mutate_bytes"]
+__all__ = ["TARGETS", "Finding", "Report", "main", "mutate_bytes", "replay", "run"]
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures"
@@ -382,7 +383,7 @@ class HL7v2Target(Target):
     name = "hl7v2"
 
     def seeds(self) -> list[bytes]:
-        return _read_seeds("hl7v2/**/*.hl7") + _read_seeds("robustness/**/*.hl7")
+        return _read_seeds("hl7v2/**/*.hl7") + _read_seeds("robustness/hl7v2/*.bin")
 
     def generate(self, rng: random.Random, seeds: list[bytes]) -> bytes:
         data = rng.choice(seeds)
@@ -646,7 +647,7 @@ class _AppTarget(Target):
         self.errors.last, self.errors.exc = None, None
         try:
             r = self.client.request(method, target, headers=headers, content=body or None)
-        except Exception as exc:  # noqa: BLE001 - the client could not even send it
+        except Exception as exc:
             if type(exc).__module__.startswith(("httpx", "h11")) or isinstance(exc, (ValueError, UnicodeError)):
                 return "refused"
             raise
@@ -661,6 +662,8 @@ class _AppTarget(Target):
                 body_json = r.json()
             except ValueError:
                 body_json = None
+            if target.startswith("/auth/") and isinstance(body_json, dict) and "error" in body_json:
+                return "refused"
             if not isinstance(body_json, dict) or body_json.get("resourceType") != "OperationOutcome" \
                     or not body_json.get("issue"):
                 route = "/".join(target.split("?")[0].split("/")[:3])
@@ -686,7 +689,9 @@ class _ErrorLog(logging.Handler):
 
 
 def encode_request(method: str, target: str, headers: dict[str, str], body: bytes) -> bytes:
-    """An HTTP request as bytes (request line, headers, blank line, body)."""
+    """An HTTP request as bytes (request line, headers, blank line, body). An
+    ``Authorization`` of ``system``, ``patient`` or ``user`` stands for a
+    valid token of that kind, minted by the ``http`` target."""
     head = [f"{method} {target}"] + [f"{k}: {v}" for k, v in headers.items()]
     return "\n".join(head).encode("latin-1", "replace") + b"\n\n" + body
 
@@ -782,7 +787,10 @@ class HttpTarget(_AppTarget):
         return encode_request(method, target, headers, body[:200_000])
 
     def check(self, data: bytes) -> str:
-        return self.send(*decode_request(data))
+        method, target, headers, body = decode_request(data)
+        if headers.get("Authorization") in self.tokens:
+            headers["Authorization"] = f"Bearer {self.tokens[headers['Authorization']]}"
+        return self.send(method, target, headers, body)
 
 
 TARGETS: dict[str, Callable[[], Target]] = {
@@ -808,6 +816,7 @@ class _Task:
     start: int
     stop: int | None  # None: until the deadline
     deadline: float  # wall clock (time.time())
+    inputs: list[bytes] | None = None  # given inputs instead of generated ones
 
 
 def _same(target: Target, data: bytes, sig: str) -> bool:
@@ -886,7 +895,7 @@ def _worker(tasks: list[_Task], seed: int, workdir: str, memory_mb: int, reduce_
     """Run the tasks; report findings, outcomes and progress on ``conn``."""
     logging.getLogger().addHandler(logging.NullHandler())
     heartbeat, length, buffer = shared
-    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     with contextlib.suppress(ValueError, OSError):
         current = int(Path("/proc/self/statm").read_text().split()[0]) * os.sysconf("SC_PAGE_SIZE")
         resource.setrlimit(resource.RLIMIT_AS, (current + (memory_mb * 8 << 20), hard))
@@ -898,7 +907,8 @@ def _worker(tasks: list[_Task], seed: int, workdir: str, memory_mb: int, reduce_
         outcomes: dict[str, int] = {}
         index = task.start
         while (task.stop is None or index < task.stop) and time.time() < task.deadline:
-            data = target.generate(_case_rng(seed, task.target, index), seeds)[:MAX_INPUT]
+            data = (task.inputs[index] if task.inputs is not None
+                    else target.generate(_case_rng(seed, task.target, index), seeds)[:MAX_INPUT])
             ctypes.memmove(buffer, data, len(data))
             length.value = len(data)
             heartbeat[0], heartbeat[1] = t_no, index
@@ -932,11 +942,15 @@ def _worker(tasks: list[_Task], seed: int, workdir: str, memory_mb: int, reduce_
 
 def run(targets: list[str] | None = None, *, seed: int = 1, cases: int | dict[str, int] | None = None,
         minutes: float | None = None, out: Path | None = None, case_timeout: float = 20.0,
-        memory_mb: int = 512, reduce_seconds: float = 10.0,
+        memory_mb: int = 512, reduce_seconds: float = 10.0, corpus: dict[str, list[bytes]] | None = None,
         log: Callable[[str], None] | None = None) -> Report:
     """Fuzz ``targets`` (default all) for ``cases`` each or ``minutes`` in
     total; write findings to ``out`` (if given); return the report. Failing
-    inputs are reduced for up to ``reduce_seconds`` each."""
+    inputs are reduced for up to ``reduce_seconds`` each. With ``corpus``,
+    each of its targets runs exactly the given inputs instead (hostile
+    inputs, regressions) under the same watch for hangs and memory."""
+    if corpus is not None:
+        targets, cases = list(corpus), {name: len(items) for name, items in corpus.items()}
     names = targets or list(TARGETS)
     unknown = [n for n in names if n not in TARGETS]
     if unknown:
@@ -950,7 +964,7 @@ def run(targets: list[str] | None = None, *, seed: int = 1, cases: int | dict[st
     for name, share in zip(names, per_target):
         count = cases.get(name) if isinstance(cases, dict) else cases
         deadline = deadline + share if minutes else float("inf")
-        tasks.append(_Task(name, 0, count, deadline))
+        tasks.append(_Task(name, 0, count, deadline, corpus.get(name) if corpus else None))
     workdir = Path(tempfile.mkdtemp(prefix="gateway-fuzz-"))
     say = log or (lambda _m: None)
     try:
@@ -969,7 +983,8 @@ def _supervise(tasks: list[_Task], report: Report, seed: int, workdir: Path, cas
     ctx = multiprocessing.get_context("spawn")
     heartbeat = ctx.Array(ctypes.c_longlong, 2, lock=False)
     length = ctx.Value(ctypes.c_longlong, 0, lock=False)
-    buffer = ctx.Array(ctypes.c_ubyte, MAX_INPUT, lock=False)
+    largest = max((len(i) for t in tasks for i in (t.inputs or ())), default=0)
+    buffer = ctx.Array(ctypes.c_ubyte, max(MAX_INPUT, largest), lock=False)
     pending = list(tasks)
     while pending:
         heartbeat[0], heartbeat[1] = -1, -1
@@ -1005,7 +1020,7 @@ def _supervise(tasks: list[_Task], report: Report, seed: int, workdir: Path, cas
                     if kind == "died":
                         t_no, index = int(heartbeat[0]), int(heartbeat[1])
                         if t_no >= 0:
-                            data = bytes(buffer[:length.value])
+                            data = bytes(buffer[:int(length.value)])
                             _record(report, Finding(pending[t_no].target, "worker-died", index, data,
                                                     f"the worker exited with {proc.exitcode}",
                                                     f"exit {proc.exitcode}"), out, say)
@@ -1017,7 +1032,7 @@ def _supervise(tasks: list[_Task], report: Report, seed: int, workdir: Path, cas
             if beat != last:
                 last, since = beat, time.monotonic()
             elif beat[0] >= 0 and time.monotonic() - since > case_timeout:
-                data = bytes(buffer[:length.value])
+                data = bytes(buffer[:int(length.value)])
                 _record(report, Finding(pending[beat[0]].target, "hang", beat[1], data,
                                         f"the case ran longer than {case_timeout} s", "hang"), out, say)
                 restart = (beat[0], beat[1] + 1)
@@ -1031,7 +1046,7 @@ def _supervise(tasks: list[_Task], report: Report, seed: int, workdir: Path, cas
             t_no, index = restart
             task = pending[t_no]
             report.cases[task.target] = max(report.cases.get(task.target, 0), index)
-            rest = [_Task(task.target, index, task.stop, task.deadline)]
+            rest = [_Task(task.target, index, task.stop, task.deadline, task.inputs)]
             pending = ([] if task.stop is not None and index >= task.stop else rest) + pending[t_no + 1:]
 
 
@@ -1055,14 +1070,12 @@ def _record(report: Report, finding: Finding, out: Path | None, say: Callable[[s
 
 def _write_summary(report: Report, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    unique = report.unique()
+    unique = [{**{k: v for k, v in asdict(f).items() if k != "data"}, "detail": f.detail[-2000:],
+               "bytes": len(f.data)} for f in report.unique()]
     data = {"seed": report.seed, "seconds": round(report.seconds, 1), "cases": report.cases,
             "total_cases": report.total_cases, "outcomes": report.outcomes,
             "worker_restarts": report.restarts, "findings": len(report.findings),
-            "unique_findings": [{k: v for k, v in asdict(f).items() if k != "data"} | {"bytes": len(f.data)}
-                                for f in unique]}
-    for item in data["unique_findings"]:
-        item["detail"] = item["detail"][-2000:]
+            "unique_findings": unique}
     (out / "summary.json").write_text(json.dumps(data, indent=2) + "\n")
 
 

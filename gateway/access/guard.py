@@ -2,7 +2,9 @@
 so that a route cannot forget it; scope checks per interaction.
 
 Open without a token: ``/fhir/metadata``, ``/health``, the API docs, and
-``/soap/xca``, whose callers are authenticated by a signed SAML assertion.
+``/soap/xca``, whose callers are authenticated by a signed SAML assertion,
+and ``/auth/token``, whose callers are authenticated by a signed client
+assertion (RFC 7523).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = ["authenticate", "require", "OPEN_PATHS", "caller_of"]
 OPEN_PATHS = frozenset({"/fhir/metadata", "/health", "/docs", "/docs/oauth2-redirect",
                         "/openapi.json", "/redoc", "/",
                         "/soap/xca",  # SOAP: the signed SAML assertion authenticates (api/xca.py)
+                        "/auth/token",  # a signed client assertion authenticates (api/oauth.py)
                         # /app pages: the token comes in a cookie, verified by gateway.web.pages
                         "/app", "/app/signin", "/app/signout", "/app/share", "/app/measure",
                         "/app/grants/end", "/app/clinician", "/app/clinician/session"})

@@ -10,8 +10,8 @@ from ..access import authenticate
 from ..access.tokens import load_auth
 from ..records import Store
 from ..settings import Settings
-from . import (citizen, errors, ingest, metadata, read, research, share, summary, terminology,
-               validate, xca)
+from . import (citizen, errors, inbox, ingest, metadata, mhd, oauth, read, research, share,
+               summary, terminology, validate, xca)
 from .limits import Limits, install_limits, rate_limit
 
 
@@ -29,6 +29,9 @@ def create_app(settings: Settings, store: Store | None = None,
     app.state.settings = settings
     app.state.store = store or Store(settings.db_url)
     app.state.auth = load_auth(settings.home)
+    from ..exchange.replay import bind  # replay memory in this store, shared by replicas
+
+    bind(settings.home, app.state.store)
     errors.install(app)
     install_limits(app, settings.max_body_bytes, limits)  # body size and time, in-flight slots
     app.include_router(ingest.router)
@@ -43,6 +46,9 @@ def create_app(settings: Settings, store: Store | None = None,
     app.include_router(pages)
     app.include_router(validate.router)  # POST $validate, before the generic /fhir/{type} routes
     app.include_router(xca.router)  # SOAP XCA responder: SAML-authenticated (OPEN_PATHS)
+    app.include_router(oauth.router)  # /auth/token: SMART backend services (OPEN_PATHS)
+    app.include_router(mhd.router)  # MHD ITI-67/68, before the generic /fhir/{type} routes
+    app.include_router(inbox.router)  # /exchange/inbox: deliveries from peers' outboxes
     app.include_router(read.router)  # generic /fhir/{type}/... routes: keep last
 
     @app.get("/health", summary="Liveness and database check (no token needed)")

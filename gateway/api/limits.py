@@ -49,9 +49,21 @@ from ..errors import GatewayError, Issue, IssueCode, PayloadTooLarge, RejectedIn
 from ..fhir.jsonio import dumps
 from ..fhir.outcome import operation_outcome
 
-__all__ = ["Limits", "ENVIRONMENT", "TooManyRequests", "ServiceBusy", "RequestTimeout",
-           "RateLimiter", "BodyGuard", "install_limits", "rate_limit", "ingest_slot", "read_json",
-           "check_json", "server_options"]
+__all__ = [
+    "ENVIRONMENT",
+    "BodyGuard",
+    "Limits",
+    "RateLimiter",
+    "RequestTimeout",
+    "ServiceBusy",
+    "TooManyRequests",
+    "check_json",
+    "ingest_slot",
+    "install_limits",
+    "rate_limit",
+    "read_json",
+    "server_options",
+]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -78,7 +90,7 @@ class Limits:
     mllp_idle_timeout: float = 60.0
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> "Limits":
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
         """The defaults, overridden by the ``GATEWAY_*`` variables of ``ENVIRONMENT``."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}
@@ -145,7 +157,7 @@ class RequestTimeout(GatewayError):
 # --------------------------------------------------------------------------- JSON
 
 
-_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _BRACKETS = re.compile(rb"[\[\]{}]")
 
 

@@ -31,7 +31,7 @@ _OPERATIONS = {
 
 
 def capability_statement(request: Request) -> dict[str, Any]:
-    paths = {getattr(r, "path", "") for r in request.app.routes}
+    paths = set(request.app.openapi().get("paths", {}))
     types = sorted({*PATIENT_REFS, "Patient", "Provenance", "AuditEvent", *_SHARED} - {"Bundle"})
     resources = []
     for rtype in types:

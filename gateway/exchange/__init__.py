@@ -5,9 +5,10 @@
 - :mod:`.jws`: detached JWS signatures on FHIR Bundles (RFC 7515, RFC 8785);
 - :mod:`.xmldsig`: XML signatures on CDA documents and SAML assertions;
 - :mod:`.saml`, :mod:`.soap`, :mod:`.xca_client`: the IHE XCA exchange;
-- :mod:`.backend`, :mod:`.fhir_client`: SMART backend services and PDQm/MHD;
+- :mod:`.fhir_client`: SMART backend services token, PDQm and MHD (requesting side);
+- :mod:`.outbox`: durable deliveries to peers (worker, leases, retries);
 - :mod:`.retrieve`: identify, find, retrieve, verify and ingest a summary;
-- :mod:`.replay`: message ids and token ids remembered for their validity.
+- :mod:`.replay`: message ids and token ids remembered in the store for their validity.
 
 Nothing here does I/O at import.
 """

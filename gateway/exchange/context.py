@@ -19,7 +19,10 @@ __all__ = ["Exchange", "exchange_for", "sign_document"]
 class Exchange:
     home: Path
     trust: TrustStore
-    replay: ReplayGuard = field(default_factory=ReplayGuard)
+    replay: ReplayGuard = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.replay = ReplayGuard(home=self.home)  # the store's exchange_seen table
 
     @property
     def keys(self) -> KeyRing:

@@ -7,7 +7,8 @@ A FHIR document Bundle is stored resource by resource
 gateway and the signature's key; a CDA document (XML-DSig signed) goes
 through the converter (:func:`gateway.ingest.ingest`), using only the XML
 the signature covers. Over SOAP: ITI-38 then ITI-39 with a SAML assertion
-(:mod:`.xca_client`).
+(:mod:`.xca_client`); over FHIR: PDQm ITI-78, MHD ITI-67 and ITI-68 with a
+SMART backend-services token (:mod:`.fhir_client`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import Issue, NotFound
 from ..records import Store
@@ -39,8 +41,10 @@ class Retrieved:
 def retrieve(home: Path, store: Store, peer: str, identifier: str, *, via: str = "soap",
              purpose: str = "TREATMENT") -> Retrieved:
     ex = exchange_for(home)
+    if via == "fhir":
+        return _retrieve_fhir(home, store, ex, peer, identifier)
     if via != "soap":
-        raise refuse(ExchangeError, f"--via {via}: only soap is available in this version")
+        raise refuse(ExchangeError, f"--via {via}: soap or fhir")
     from .xca_client import XCAClient
 
     client = XCAClient(ex, peer, purpose=purpose)
@@ -52,6 +56,20 @@ def retrieve(home: Path, store: Store, peer: str, identifier: str, *, via: str =
     if not docs:
         raise refuse(ExchangeError, f"{peer.upper()} returned no document")
     uid, mime, data = docs[0]
+    return store_document(home, store, peer, uid, mime, data)
+
+
+def _retrieve_fhir(home: Path, store: Store, ex: Any, peer: str, identifier: str) -> Retrieved:
+    """PDQm ITI-78, MHD ITI-67 and ITI-68 with a backend-services token (:mod:`.fhir_client`)."""
+    from .fhir_client import FHIRPeer
+
+    with FHIRPeer(ex, peer) as client:
+        patient = client.find_patient(identifier)
+        refs = client.find_summaries(patient["id"]) if patient is not None else []
+        if not refs:
+            raise NotFound("not found", [Issue("error", "not-found",
+                                               f"{peer.upper()} has no summary for {identifier}")])
+        uid, mime, data = client.retrieve(refs[0])
     return store_document(home, store, peer, uid, mime, data)
 
 

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from ..access.caller import Caller
-from ..access.shares import ShareService
+from ..access.shares import MAX_GRANT_MINUTES, ShareService
 from ..access.tokens import verify
 from ..errors import GatewayError
 from ..fhir.jsonio import loads
@@ -35,6 +35,22 @@ PAGE_PATHS = frozenset({"/app", "/app/signin", "/app/signout", "/app/share", "/a
                         "/app/grants/end", "/app/clinician", "/app/clinician/session"})
 _env = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                    autoescape=select_autoescape(["html"]))
+
+
+def _when(value: Any) -> str:
+    """An ISO instant as ``2026-01-31 14:05 UTC`` (anything else as it is)."""
+    if len(str(value or "")) <= 10:  # empty, or a date without a time
+        return str(value or "")
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value or "")
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_env.filters["when"] = _when
 
 
 def _page(name: str, status: int = 200, **ctx: Any) -> HTMLResponse:
@@ -53,12 +69,19 @@ def _caller(request: Request) -> Caller | None:
     return caller
 
 
-def _summary_sections(request: Request, pid: str) -> list[dict[str, str]]:
+def _summary_sections(request: Request, pid: str) -> list[dict[str, Any]]:
+    """The sections of the caller's view of the record: title, LOINC code,
+    narrative, and whether it is withheld (not shared with this reader)."""
     from ..api.summary import _summary
 
     doc = loads(bytes(_summary(request, pid, None).body))
     comp = doc["entry"][0]["resource"]
-    return [{"title": s.get("title", ""), "div": (s.get("text") or {}).get("div", "")}
+
+    def first_code(concept: dict[str, Any] | None) -> str:
+        return str(((concept or {}).get("coding") or [{}])[0].get("code", ""))
+
+    return [{"title": s.get("title", ""), "div": (s.get("text") or {}).get("div", ""),
+             "code": first_code(s.get("code")), "withheld": first_code(s.get("emptyReason")) == "withheld"}
             for s in comp.get("section", [])]
 
 
@@ -90,7 +113,7 @@ def home(request: Request, code: str | None = None, message: str | None = None,
             + (f" + {len(prov.get('data', []))} document(s)" if prov.get("data") else ""),
             "until": (prov.get("period") or {}).get("end", "")})
     return _page("citizen.html", title="My record", signed_in=True, sections=sections, grants=grants,
-                 code=code, message=message, error=error,
+                 code=code, message=message, error=error, max_minutes=MAX_GRANT_MINUTES,
                  section_choices=[(s.code, s.title) for s in SECTIONS.values()])
 
 
@@ -116,7 +139,9 @@ def signout() -> Response:
 @router.get("/share")
 def share_link(code: str = "") -> Response:
     """Where the clinician's QR code leads: the citizen page with the code filled in."""
-    return RedirectResponse(f"/app?code={code[:16]}", status_code=303)
+    from urllib.parse import quote
+
+    return RedirectResponse(f"/app?code={quote(code[:16])}#share", status_code=303)
 
 
 def _back(message: str | None = None, error: str | None = None) -> Response:

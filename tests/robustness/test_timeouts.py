@@ -11,7 +11,7 @@ import time
 
 import httpx
 
-from tests.robustness.conftest import Served, msa, mllp_exchange, unique_message
+from tests.robustness.serving import Served, mllp_exchange, msa, unique_message
 
 HANG = 20.0  # seconds: far above the 1 s timeouts configured in the fixture
 
@@ -32,7 +32,7 @@ def _closed_within(sock: socket.socket, seconds: float, dribble: bytes = b"") ->
                 return got
         try:
             chunk = sock.recv(65536)
-        except socket.timeout:
+        except TimeoutError:
             continue
         except OSError:
             return got

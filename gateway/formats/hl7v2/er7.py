@@ -20,6 +20,8 @@ from .charset import decode_message
 __all__ = ["Encoding", "Segment", "Message", "Rep", "parse", "SEGMENT_NAME"]
 
 SEGMENT_NAME = re.compile(r"^[A-Z][A-Z0-9]{2}$")
+MAX_SEGMENTS = 5_000
+MAX_REPETITIONS = 1_000
 _LINE_SPLIT = re.compile(r"\r\n|\r|\n")
 
 
@@ -319,7 +321,30 @@ def parse(data: bytes | str) -> Message:
         )
     if not msh.get(10):
         issues.warning("MSH-10 (message control id) is empty", "MSH[1]-10", code="required")
+    _check_size(segments, enc, text)
     return Message(segments, enc, charset, issues, by_name)
+
+
+def _check_size(segments: list[Segment], enc: Encoding, text: str) -> None:
+    """Refuse messages beyond ``MAX_SEGMENTS`` segments or with a field of
+    more than ``MAX_REPETITIONS`` repetitions."""
+    if len(segments) > MAX_SEGMENTS:
+        raise RejectedInput(
+            "too many segments",
+            [Issue("error", "too-long", f"the message has {len(segments)} segments; at most "
+                   f"{MAX_SEGMENTS} are accepted", segments[MAX_SEGMENTS].label)],
+        )
+    if text.count(enc.repetition) < MAX_REPETITIONS:
+        return
+    for seg in segments:
+        for n in range(3 if seg.name == "MSH" else 1, len(seg.fields)):
+            reps = seg.fields[n].count(enc.repetition) + 1
+            if reps > MAX_REPETITIONS:
+                raise RejectedInput(
+                    "too many repetitions",
+                    [Issue("error", "too-long", f"{reps} repetitions in one field; at most "
+                           f"{MAX_REPETITIONS} are accepted", seg.loc(n))],
+                )
 
 
 def _location(text: str, at: int) -> str:

@@ -61,6 +61,7 @@ class Run:
         self.side: dict[str, dict[str, Any]] = {}
         self.side_order: list[str] = []
         self.planned: list[_Planned] = []
+        self._first_planned: dict[str, _Planned] | None = None
         self.by_segment: dict[tuple[int, str], _Planned] = {}
         self.by_id: dict[tuple[str, str], _Planned] = {}
         self._related_one: dict[tuple[int, str], Segment | None] = {}
@@ -69,19 +70,19 @@ class Run:
     # ------------------------------------------------------------------ grouping
     def group(self) -> None:
         parents, barriers = self.mapping.parents, self.mapping.barriers
-        segs = self.message.segments
-        for i, seg in enumerate(segs):
+        last: dict[str, Segment] = {}
+        last_barrier = 0
+        for seg in self.message.segments[1:]:
             candidates = parents.get(seg.name)
-            if not candidates:
-                continue
-            for j in range(i - 1, 0, -1):
-                prev = segs[j]
-                if prev.name in candidates:
+            if candidates:
+                found = [last[c] for c in candidates if c in last]
+                prev = max(found, key=lambda s: s.position) if found else None
+                if prev is not None and prev.position >= last_barrier:
                     seg.parent = prev
                     prev.children.append(seg)
-                    break
-                if prev.name in barriers:
-                    break
+            last[seg.name] = seg
+            if seg.name in barriers:
+                last_barrier = seg.position
 
     def related(self, seg: Segment, name: str) -> list[Segment]:
         """Segments named ``name`` that belong with ``seg``: itself, its
@@ -200,7 +201,12 @@ class Run:
     def ref_targets(self, rule: RefRule, seg: Segment) -> list[_Planned]:
         rtype = rule.resource_type
         if rule.segment is None:
-            return [p for p in self.planned if p.template.resource_type == rtype][:1]
+            if self._first_planned is None:
+                self._first_planned = {}
+                for p in self.planned:
+                    self._first_planned.setdefault(p.template.resource_type, p)
+            first = self._first_planned.get(rtype)
+            return [first] if first is not None else []
         out = []
         for s in self.related(seg, rule.segment):
             p = self.by_segment.get((s.position, rtype))
