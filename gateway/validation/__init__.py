@@ -42,10 +42,19 @@ def validate(resource: Any, profile: str | None = None) -> list[Issue]:
     path = rtype if isinstance(rtype, str) and type_info().is_resource(rtype) else "Resource"
     index = BundleIndex.of(resource, path) if rtype == "Bundle" else None
     walker = Walker(index, claims=(profile or "auto").strip() not in ("r4", "base"))
-    walker.resource(resource, path, wanted)
-    issues = walker.sink + walker.elsewhere
-    if index is not None:
-        issues += bundle_checks(resource, index, path)
+    try:
+        walker.resource(resource, path, wanted)
+        issues = walker.sink + walker.elsewhere
+        if index is not None:
+            issues += bundle_checks(resource, index, path)
+    except (TypeError, AttributeError, KeyError, ValueError, IndexError, RecursionError) as exc:
+        # A JSON value of a kind the definitions do not allow where a rule
+        # looks at it (an object where a string belongs, say): what was found
+        # so far, and an error saying the rest could not be checked.
+        issues = walker.sink + walker.elsewhere + [Issue(
+            "error", "structure",
+            f"the resource holds a value of an unexpected JSON type; validation stopped "
+            f"({type(exc).__name__}: {str(exc)[:120]})", None, path)]
     return dedupe(issues)
 
 
