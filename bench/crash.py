@@ -62,8 +62,9 @@ def main() -> int:
                 shutil.rmtree(home, ignore_errors=True)
             print(f"{name}: {report.rounds} kill -9 rounds in {time.monotonic() - start:.0f} s: "
                   f"{report.sent} sent, {report.acked} acknowledged, {report.unknown} without an answer "
-                  f"at the kill, {report.resent} of those resent after restart, "
-                  f"{report.stored_unacknowledged} stored but not acknowledged, {report.refused} refused, "
+                  f"at the kill, {report.resent} of those resent after restart ({report.resent_already_stored} "
+                  f"had been stored before the kill), {report.stored_unacknowledged} unanswered and stored "
+                  f"at the end, {report.refused} refused, "
                   f"{len(report.problems)} problems")
             for problem in report.problems[:50]:
                 print(f"  problem: {problem}")

@@ -10,7 +10,8 @@ patient and control id). Two replicas are two ``gateway serve`` processes
 database; clients are spread over them.
 
 Reported per configuration and kind of request: count, throughput, latency
-p50/p95/p99 (ms), errors (503 busy and 429 throttled counted apart). Rate
+p50/p95/p99 (ms), errors (503 busy and 429 throttled counted apart), and
+the servers' resident memory before and after. Rate
 limiting is turned off for the run (``GATEWAY_RATE_LIMIT=0``): every client
 uses the same token, so one client id would otherwise meet the per-client
 limit. No assertions; clients and servers share the machine's cores.
@@ -130,6 +131,22 @@ async def mllp_client(port: int, tag: str, stats: Stats, deadline: float) -> Non
         writer.close()
 
 
+def rss_mb(servers: list[Served]) -> float:
+    """Resident memory of the servers and their worker processes (Linux /proc)."""
+    total = 0
+    for server in servers:
+        pids = [server.proc.pid] if server.proc is not None else []
+        children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children") if pids else None
+        if children is not None and children.exists():
+            pids += [int(x) for x in children.read_text().split()]
+        for pid in pids:
+            status = Path(f"/proc/{pid}/status")
+            if status.exists():
+                line = next((ln for ln in status.read_text().splitlines() if ln.startswith("VmRSS:")), "")
+                total += int(line.split()[1]) if line else 0
+    return total / 1024
+
+
 def preload(servers: list[Served], token: str) -> list[tuple[str, str]]:
     """Patients with a few observations each, for the searches and $summary."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "x-application/hl7-v2+er7"}
@@ -169,8 +186,10 @@ def run_config(name: str, db: str | None, replicas: int, args: argparse.Namespac
             server.start()
         token = servers[0].token()
         patients = preload(servers, token)
+        rss_before = rss_mb(servers)
         stats, elapsed = asyncio.run(drive(servers, token, patients, args.seconds, args.http_clients,
                                            args.mllp_clients))
+        rss_after = rss_mb(servers)
     finally:
         for server in servers:
             server.stop()
@@ -188,12 +207,14 @@ def run_config(name: str, db: str | None, replicas: int, args: argparse.Namespac
                    "errors": sum(stats.errors.values()), "busy_503": sum(stats.busy.values()),
                    "throttled_429": sum(stats.throttled.values())}
     return {"config": name, "replicas": replicas, "workers": args.workers, "seconds": round(elapsed, 1),
-            "mean_latency_ms": statistics.fmean(every) if every else None, "rows": rows}
+            "mean_latency_ms": statistics.fmean(every) if every else None,
+            "rss_mb_before": round(rss_before), "rss_mb_after": round(rss_after), "rows": rows}
 
 
 def print_table(result: dict[str, object]) -> None:
     print(f"\n{result['config']}: {result['replicas']} replica(s) x {result['workers']} HTTP workers, "
-          f"{result['seconds']} s")
+          f"{result['seconds']} s; server memory {result['rss_mb_before']} MB before, "
+          f"{result['rss_mb_after']} MB after")
     print(f"  {'request':<20}{'count':>8}{'per s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
           f"{'errors':>8}{'503':>6}{'429':>6}")
     for kind, row in result["rows"].items():  # type: ignore[attr-defined]

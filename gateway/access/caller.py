@@ -53,6 +53,7 @@ class Caller:
     practitioner: str | None = None
     token_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
+    related_person: str | None = None  # a citizen's trusted contact (fhirUser = RelatedPerson/...)
 
     @property
     def kind(self) -> str:

@@ -21,6 +21,7 @@ OPEN_PATHS = frozenset({"/fhir/metadata", "/health", "/docs", "/docs/oauth2-redi
                         "/openapi.json", "/redoc", "/",
                         "/soap/xca",  # SOAP: the signed SAML assertion authenticates (api/xca.py)
                         "/auth/token",  # a signed client assertion authenticates (api/oauth.py)
+                        "/share/contacts/accept",  # the one-time invitation token authenticates
                         # /app pages: the token comes in a cookie, verified by gateway.web.pages
                         "/app", "/app/signin", "/app/signout", "/app/share", "/app/measure",
                         "/app/grants/end", "/app/clinician", "/app/clinician/session"})

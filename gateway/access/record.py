@@ -46,12 +46,17 @@ class RecordAccess:
             elif self.caller.practitioner:  # clinicians: only what citizens shared with them
                 self._grants = ShareService(self.store).grants_for_practitioner(self.caller.practitioner)
                 self._patients = self._grants.patients()
+            elif self.caller.related_person:  # a trusted contact: what the citizen granted them
+                from .contacts import ContactService
+
+                self._grants = ContactService(self.store).grants_for_contact(self.caller.related_person)
+                self._patients = self._grants.patients()
             else:
                 self._patients = set()
         return self._patients
 
     def granted_sections(self, pid: str) -> set[str] | None:
-        """The IPS section slices shared with this clinician for ``pid``
+        """The IPS section slices shared with this clinician (or contact) for ``pid``
         (None: the caller is not confined to sections)."""
         self.patients()
         return None if self._grants is None else self._grants.sections_for(pid)
@@ -109,6 +114,8 @@ class RecordAccess:
                 client_address=self.client_address)
             if self.caller.practitioner:  # the clinician is the agent the citizen sees
                 event["agent"][0]["who"]["reference"] = f"Practitioner/{self.caller.practitioner}"
+            elif self.caller.related_person:  # so is the trusted contact
+                event["agent"][0]["who"]["reference"] = f"RelatedPerson/{self.caller.related_person}"
             self._pending.append(event)
 
     def flush(self) -> None:

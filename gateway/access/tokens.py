@@ -130,11 +130,14 @@ def verify(config: AuthConfig, token: str) -> Caller:
         practitioner=practitioner.split("/", 1)[1] if isinstance(practitioner, str)
         and practitioner.startswith("Practitioner/") else None,
         token_id=str(claims.get("jti")) if claims.get("jti") else None,
+        related_person=practitioner.split("/", 1)[1] if isinstance(practitioner, str)
+        and practitioner.startswith("RelatedPerson/") else None,
     )
 
 
 def mint(config: AuthConfig, *, scope: str, subject: str, patient: str | None = None,
-         practitioner: str | None = None, minutes: int = 60, client_id: str = "gateway-dev") -> str:
+         practitioner: str | None = None, minutes: int = 60, client_id: str = "gateway-dev",
+         related_person: str | None = None) -> str:
     """A development token signed with the demo key."""
     from joserfc import jwt
 
@@ -148,5 +151,7 @@ def mint(config: AuthConfig, *, scope: str, subject: str, patient: str | None = 
         claims["patient"] = patient
     if practitioner:
         claims["fhirUser"] = f"Practitioner/{practitioner}"
+    elif related_person:
+        claims["fhirUser"] = f"RelatedPerson/{related_person}"
     header = {"alg": "ES256", "kid": config.signing_key.thumbprint(), "typ": "JWT"}
     return jwt.encode(header, claims, config.signing_key)

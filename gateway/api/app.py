@@ -10,8 +10,8 @@ from ..access import authenticate
 from ..access.tokens import load_auth
 from ..records import Store
 from ..settings import Settings
-from . import (citizen, errors, inbox, ingest, metadata, mhd, oauth, read, research, share,
-               summary, terminology, validate, xca)
+from . import (bulk, citizen, contacts, errors, inbox, ingest, metadata, mhd, oauth, read, research,
+               share, summary, terminology, validate, xca)
 from .limits import Limits, install_limits, rate_limit
 
 
@@ -38,8 +38,10 @@ def create_app(settings: Settings, store: Store | None = None,
     app.include_router(metadata.router)
     app.include_router(summary.router)
     app.include_router(terminology.router)  # $-operations and terminology reads, before read.router
+    app.include_router(contacts.router)  # /share/contacts: trusted contacts (before /share)
     app.include_router(share.router)  # /share: clinician handshake and citizen grants
     app.include_router(citizen.router)  # citizen entries and $everything, before read.router
+    app.include_router(bulk.router)  # Bulk Data $export, before read.router
     app.include_router(research.router)  # /research: the citizen's research donation
     from ..web import router as pages  # /app: citizen and clinician pages
 

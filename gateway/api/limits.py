@@ -32,13 +32,15 @@ with ``--workers N`` each worker has its own buckets and slots.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import math
 import os
 import re
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
@@ -64,6 +66,8 @@ __all__ = [
     "read_json",
     "server_options",
 ]
+
+logger = logging.getLogger("gateway.api.limits")
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -344,7 +348,10 @@ async def rate_limit(request: Request) -> None:
                             request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
                             outcome="minor", query=f"{request.method} {request.url.path}",
                             client_address=address, description=text)
-        await asyncio.to_thread(request.app.state.store.write, [event])
+        try:
+            await asyncio.to_thread(request.app.state.store.write, [event])
+        except Exception:  # the refusal stands; the log says why it is not audited
+            logger.exception("could not store the AuditEvent of a rate-limit refusal")
     raise TooManyRequests("rate limit exceeded", [Issue("error", _code("throttled"), f"{text}; retry later")],
                           verdict.retry_after)
 
@@ -352,24 +359,21 @@ async def rate_limit(request: Request) -> None:
 # --------------------------------------------------------------------------- in flight
 
 
-class ingest_slot:
+@contextlib.contextmanager
+def ingest_slot(request: Request) -> Iterator[None]:
     """``with ingest_slot(request):`` one of the process's ingestion slots, or 503."""
-
-    def __init__(self, request: Request) -> None:
-        self._slots: threading.BoundedSemaphore | None = getattr(
-            request.app.state, "ingest_slots", None)
+    slots: threading.BoundedSemaphore | None = getattr(request.app.state, "ingest_slots", None)
+    if slots is not None and not slots.acquire(blocking=False):
         limits: Limits | None = getattr(request.app.state, "limits", None)
-        self._retry = limits.retry_after_seconds if limits else 1
-
-    def __enter__(self) -> None:
-        if self._slots is not None and not self._slots.acquire(blocking=False):
-            raise ServiceBusy("busy", [Issue(
-                "error", _code("transient"),
-                "the gateway is at its limit of messages in progress: busy, resend")], self._retry)
-
-    def __exit__(self, *exc: object) -> None:
-        if self._slots is not None:
-            self._slots.release()
+        raise ServiceBusy("busy", [Issue(
+            "error", _code("transient"),
+            "the gateway is at its limit of messages in progress: busy, resend")],
+            limits.retry_after_seconds if limits else 1)
+    try:
+        yield
+    finally:
+        if slots is not None:
+            slots.release()
 
 
 # --------------------------------------------------------------------------- wiring

@@ -22,6 +22,8 @@ _PARAM_TYPE = {"token": "token", "string": "string", "reference": "reference", "
                "id": "token"}
 _OPERATIONS = {
     "/fhir/Patient/{pid}/$summary": ("summary", "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"),
+    "/fhir/Patient/$export": ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"),
+    "/fhir/$export": ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"),
     "/fhir/$validate": ("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),
     "/fhir/CodeSystem/$lookup": ("lookup", "http://hl7.org/fhir/OperationDefinition/CodeSystem-lookup"),
     "/fhir/ValueSet/$validate-code": ("validate-code", "http://hl7.org/fhir/OperationDefinition/ValueSet-validate-code"),

@@ -88,17 +88,21 @@ def _http_client(base: str, token: str, ledger: Ledger, tag: str, stop: threadin
             sent.state = "acked" if r.status_code in (200, 201) else "refused"
 
 
-def _resend(base: str, token: str, ledger: Ledger, limit: int) -> int:
-    """Send again what got no answer; every answer must be a success."""
+def _resend(base: str, token: str, ledger: Ledger, limit: int) -> tuple[int, int]:
+    """Send again what got no answer; every answer must be a success. Returns
+    how many were resent and how many of those had been stored already (the
+    kill came between the commit and the answer)."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "x-application/hl7-v2+er7"}
     again = [m for m in ledger.messages if m.state == "unknown"][:limit]
+    replays = 0
     with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
         for m in again:
             r = client.post("/ingest", content=m.data)
             assert r.status_code in (200, 201), r.text
             assert r.headers["x-ingestion-id"] == m.digest
+            replays += r.headers.get("x-ingestion-replay") == "true"
             m.state = "acked"
-    return len(again)
+    return len(again), replays
 
 
 @dataclass
@@ -109,6 +113,7 @@ class CrashReport:
     unknown: int
     refused: int
     resent: int
+    resent_already_stored: int
     stored_unacknowledged: int
     problems: list[str]
 
@@ -120,11 +125,12 @@ def run_rounds(home: Path, db: str | None, rounds: int, seed: str, *, window: tu
     ledger = Ledger()
     server = Served(home, db, workers=workers)
     token = ""
-    resent = 0
+    resent = already = 0
     for round_no in range(rounds):
         server.start()
         token = token or server.token()
-        resent += _resend(server.base, token, ledger, 5)
+        sent_again, replays = _resend(server.base, token, ledger, 5)
+        resent, already = resent + sent_again, already + replays
         stop = threading.Event()
         threads = []
         for c in range(clients):
@@ -144,7 +150,7 @@ def run_rounds(home: Path, db: str | None, rounds: int, seed: str, *, window: tu
             m.state = "unknown"
     problems, stored_unacked = check_store(server, ledger)
     return CrashReport(rounds, len(ledger.messages), ledger.count("acked"), ledger.count("unknown"),
-                       ledger.count("refused"), resent, stored_unacked, problems)
+                       ledger.count("refused"), resent, already, stored_unacked, problems)
 
 
 def check_store(server: Served, ledger: Ledger) -> tuple[list[str], int]:

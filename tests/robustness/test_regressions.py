@@ -1,7 +1,8 @@
 """Every crash, 500, hang or wrong answer the fuzzers found, with the input
-that caused it (``fixtures/robustness/``, listed in its README). Those in
-this package's code are fixed and must stay fixed; those in other teams'
-code are strict xfails naming the owner, so a fix shows up as XPASS."""
+that caused it (``fixtures/robustness/``, listed in its README), and it must
+stay fixed. A finding in code another team owns is added here as a strict
+xfail naming the owner until that team fixes it (the validator's six
+``fhir-json`` inputs were, and are fixed)."""
 
 from __future__ import annotations
 
@@ -66,7 +67,6 @@ def test_http_request_answers_a_4xx_outcome_or_results(path: Path, client: TestC
     headers.pop("Authorization", None)
     r = client.request(method, target, headers=headers, content=body or None)
     assert r.status_code < 500, r.text
-    assert r.json()["resourceType"] == "OperationOutcome"
     if r.status_code >= 400:
         assert r.json()["resourceType"] == "OperationOutcome"
 

@@ -65,6 +65,8 @@ class Run:
         self.by_segment: dict[tuple[int, str], _Planned] = {}
         self.by_id: dict[tuple[str, str], _Planned] = {}
         self._related_one: dict[tuple[int, str], Segment | None] = {}
+        self._descendants: dict[tuple[int, str], list[Segment]] = {}
+        self._top: dict[str, list[Segment]] = {}
         self.segments_used: set[int] = set()
 
     # ------------------------------------------------------------------ grouping
@@ -89,19 +91,28 @@ class Run:
         descendants, its ancestors, then what shares its nearest ancestor."""
         if seg.name == name:
             return [seg]
-        found = _descendants(seg, name)
+        found = self._below(seg, name)
         if found:
-            return found
+            return list(found)
         p = seg.parent
         while p is not None:
             if p.name == name:
                 return [p]
-            sib = [s for s in _descendants(p, name) if s is not seg]
+            sib = [s for s in self._below(p, name) if s is not seg]
             if sib:
                 return sib
             p = p.parent
-        top = [s for s in self.message.all(name) if s.parent is None]
-        return top
+        top = self._top.get(name)
+        if top is None:
+            top = self._top[name] = [s for s in self.message.all(name) if s.parent is None]
+        return list(top)
+
+    def _below(self, seg: Segment, name: str) -> list[Segment]:
+        key = (seg.position, name)
+        found = self._descendants.get(key)
+        if found is None:
+            found = self._descendants[key] = _descendants(seg, name)
+        return found
 
     def related_one(self, seg: Segment, name: str) -> Segment | None:
         key = (seg.position, name)
