@@ -308,7 +308,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         tasks = [server.serve(sockets=[_listen(args.host, args.port)])]
         mllp = None
         if args.mllp_port is not None:
-            mllp = MLLPServer(mllp_handler(store, app.state.ingest_slots), args.host, args.mllp_port,
+            mllp = MLLPServer(mllp_handler(store, app.state.ingest_slots), args.host,
+                              args.mllp_port,
                               on_bad_frame=bad_frame_reply,
                               idle_timeout=app.state.limits.mllp_idle_timeout)
             await mllp.start()

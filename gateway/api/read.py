@@ -58,7 +58,8 @@ def read(rtype: str, rid: str, request: Request) -> Response:
 def vread(rtype: str, rid: str, vid: int, request: Request) -> Response:
     _check(rtype, rid)
     if not 0 < vid < 2**31:
-        raise RejectedInput("bad version", [Issue("error", "invalid", f"{vid} is not a version id", "vid")])
+        raise RejectedInput("bad version", [Issue("error", "invalid", f"{vid} is not a version id",
+                                                  "vid")])
     access = access_for(request, rtype, "r")
     try:
         return _resource(request, access.vread(rtype, rid, vid))

@@ -187,7 +187,8 @@ def build_query(rtype: str, criteria: list[Criterion], patients: set[str] | None
     for c in criteria:
         if any("\x00" in v for v in c.values):
             raise RejectedInput("NUL in a search value", [Issue(
-                "error", "invalid", f"{c.name}: a search value cannot hold a NUL character", c.name)])
+                "error", "invalid", f"{c.name}: a search value cannot hold a NUL character",
+                c.name)])
     conds: list[ColumnElement[bool]] = [resources.c.resource_type == rtype]
     conds += [_criterion(rtype, c) for c in criteria]
     if patients is not None:

@@ -103,6 +103,25 @@ def test_many_observations_convert_in_bounded_time() -> None:
     assert time.monotonic() - start < 20, "4000 OBX took more than 20 s (about 4 s; quadratic before the fix)"
 
 
+def test_many_observations_under_one_order_convert_in_bounded_time() -> None:
+    data = (b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1\rPID|1||P1^^^A^MR\rOBR|1||F1|1^P^LN\r"
+            + b"".join(b"OBX|%d|NM|%d^x^LN||5\r" % (i, i) for i in range(4000)))
+    start = time.monotonic()
+    assert len(convert(data, "hl7v2").resources) > 4000
+    assert time.monotonic() - start < 20, "4000 OBX under one OBR took more than 20 s (159 s before the fix)"
+
+
+def test_order_notes_copied_to_every_observation_are_bounded() -> None:
+    data = (b"MSH|^~\\&|A|B|C|D|20240101||ORU^R01|1|P|2.5.1\rPID|1||P1^^^A^MR\rOBR|1||F1|1^P^LN\r"
+            + b"".join(b"NTE|%d||note %d\r" % (i, i) for i in range(2000))
+            + b"".join(b"OBX|%d|NM|%d^x^LN||5\r" % (i, i) for i in range(2000)))
+    start = time.monotonic()
+    with pytest.raises(GatewayError) as refused:
+        convert(data, "hl7v2")
+    assert refused.value.issues[0].code == "too-long" and refused.value.location.startswith("OBX[")
+    assert time.monotonic() - start < 20, "took more than 20 s (329 s and 1.1 GB before the limit)"
+
+
 def test_the_capability_statement_announces_the_operations(client: TestClient) -> None:
     rest = client.get("/fhir/metadata").json()["rest"][0]
     patient = next(r for r in rest["resource"] if r["type"] == "Patient")

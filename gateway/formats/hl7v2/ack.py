@@ -98,5 +98,11 @@ def build_ack(message: Message | None, code: AckCode, issues: list[Issue] | None
     for issue in issues or []:
         if issue.severity in ("fatal", "error") or (code != "AA" and issue.severity == "warning"):
             segments.append(_err(issue, enc, version))
-    codec = CHARSETS.get(message.charset.upper(), "utf-8") if message is not None and charset else "utf-8"
+    codec = "utf-8"
+    if message is not None and charset:
+        codec = CHARSETS.get(message.charset.upper(), "utf-8")
+    try:
+        (f + enc.msh2).encode(codec)
+    except UnicodeEncodeError:
+        codec = "latin-1"
     return ("\r".join(segments) + "\r").encode(codec, "replace")

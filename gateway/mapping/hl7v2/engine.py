@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-from ...errors import Issue, Issues
+from ...errors import Issue, Issues, RejectedInput
 from ...fhir.ids import stable_id
 from ...formats.hl7v2.er7 import Message, Rep, Segment
 from .context import RuleContext
 from .spec import EachRule, FieldRule, MappingSet, RefRule, SourceRef, Template
+
+MAX_EACH_ELEMENTS = 20_000
 
 __all__ = ["MappingResult", "map_message", "Run"]
 
@@ -66,6 +68,7 @@ class Run:
         self.by_id: dict[tuple[str, str], _Planned] = {}
         self._related_one: dict[tuple[int, str], Segment | None] = {}
         self._descendants: dict[tuple[int, str], list[Segment]] = {}
+        self._each_elements = 0
         self._top: dict[str, list[Segment]] = {}
         self.segments_used: set[int] = set()
 
@@ -214,8 +217,8 @@ class Run:
         if rule.segment is None:
             if self._first_planned is None:
                 self._first_planned = {}
-                for p in self.planned:
-                    self._first_planned.setdefault(p.template.resource_type, p)
+                for planned in self.planned:
+                    self._first_planned.setdefault(planned.template.resource_type, planned)
             first = self._first_planned.get(rtype)
             return [first] if first is not None else []
         out = []
@@ -260,7 +263,13 @@ class Run:
             return
         if isinstance(rule, EachRule):
             direct = [c for c in seg.children if c.name == rule.segment]
-            for other in direct or self.related(seg, rule.segment):
+            others = direct or self.related(seg, rule.segment)
+            self._each_elements += len(others)
+            if self._each_elements > MAX_EACH_ELEMENTS:
+                raise RejectedInput("message too repetitive", [Issue(
+                    "error", "too-long", f"the {rule.segment} segments related to {seg.name} segments "
+                    f"would make more than {MAX_EACH_ELEMENTS} elements", seg.label)])
+            for other in others:
                 self.segments_used.add(other.position)
                 element: dict[str, Any] = {}
                 for inner in rule.rules:
