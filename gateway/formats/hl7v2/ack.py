@@ -15,8 +15,8 @@ import itertools
 import re
 from datetime import datetime, timezone
 
-from ...errors import Issue
-from .charset import CHARSETS
+from ...errors import Issue, Issues, RejectedInput
+from .charset import CHARSETS, decode_message
 from .er7 import Encoding, Message, escape
 
 __all__ = ["build_ack", "AckCode", "error_location"]
@@ -98,11 +98,23 @@ def build_ack(message: Message | None, code: AckCode, issues: list[Issue] | None
     for issue in issues or []:
         if issue.severity in ("fatal", "error") or (code != "AA" and issue.severity == "warning"):
             segments.append(_err(issue, enc, version))
-    codec = "utf-8"
-    if message is not None and charset:
-        codec = CHARSETS.get(message.charset.upper(), "utf-8")
-    try:
-        (f + enc.msh2).encode(codec)
-    except UnicodeEncodeError:
-        codec = "latin-1"
-    return ("\r".join(segments) + "\r").encode(codec, "replace")
+    declared = message.charset if message is not None and charset else ""
+    return _encode("\r".join(segments) + "\r", declared)
+
+
+def _encode(text: str, declared: str) -> bytes:
+    """The ACK as bytes in the character set it declares, or failing that in
+    UTF-8 or ISO 8859-1: the first whose bytes read back as ``text``."""
+    for codec in (CHARSETS.get(declared.upper()), "utf-8", "latin-1"):
+        if codec is None:
+            continue
+        try:
+            data = text.encode(codec)
+        except UnicodeEncodeError:
+            continue
+        try:
+            if decode_message(data, Issues())[0] == text:
+                return data
+        except RejectedInput:
+            continue
+    return text.encode("utf-8", "replace")
