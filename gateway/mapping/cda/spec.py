@@ -29,8 +29,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..common import MappingError, load_yaml
 from ..paths import CompiledPath
 from . import composites as _composites  # noqa: F401  (registers transforms)
 from . import demographics as _demographics  # noqa: F401
@@ -51,10 +50,6 @@ __all__ = [
     "load_mapping_set",
     "Match",
 ]
-
-
-class MappingError(ValueError):
-    """A mapping file is wrong; the message names the file and the rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,14 +146,6 @@ class CdaMappingSet:
     structural_values: dict[str, frozenset[str]] = field(default_factory=dict)
 
 
-def _load_yaml(path: Path) -> Any:
-    try:
-        with path.open("rb") as fh:
-            return yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise MappingError(f"{path.name}: not valid YAML: {exc}") from exc
-
-
 def _merge_tables(tables: dict[str, dict[str, Any]], extra: Any, file: str) -> None:
     if not isinstance(extra, dict):
         raise MappingError(f"{file}: 'tables' must be a mapping of tables")
@@ -177,14 +164,14 @@ def load_mapping_set(root: Path) -> CdaMappingSet:
         digest.update(p.read_bytes())
     dialects = sorted((root / "dialects").glob("*.yaml"))
     tables: dict[str, dict[str, Any]] = {}
-    _merge_tables(tables, _load_yaml(root / "tables.yaml") or {}, "tables.yaml")
-    dialect_raw = [(p, _load_yaml(p) or {}) for p in dialects]
+    _merge_tables(tables, load_yaml(root / "tables.yaml") or {}, "tables.yaml")
+    dialect_raw = [(p, load_yaml(p) or {}) for p in dialects]
     for p, raw in dialect_raw:
         _merge_tables(tables, raw.get("tables") or {}, f"dialects/{p.name}")
     for needed in ("code-systems", "assigning-authorities", "null-flavors", "code-fixes"):
         tables.setdefault(needed, {})
 
-    common = _load_yaml(root / "common.yaml") or {}
+    common = load_yaml(root / "common.yaml") or {}
     groups = {str(k): v for k, v in (common.get("groups") or {}).items()}
     from .compiler import Compiler  # compiles into the classes above
 
@@ -200,10 +187,10 @@ def load_mapping_set(root: Path) -> CdaMappingSet:
             templates[str(name)] = comp.template(str(name), body, file)
 
     add(common.get("templates"), "common.yaml")
-    document = _load_yaml(root / "document.yaml") or {}
+    document = load_yaml(root / "document.yaml") or {}
     add(document.get("templates"), "document.yaml")
     for p in sorted((root / "entries").glob("*.yaml")):
-        add((_load_yaml(p) or {}), f"entries/{p.name}")
+        add((load_yaml(p) or {}), f"entries/{p.name}")
     for p, raw in dialect_raw:
         add(raw.get("templates"), f"dialects/{p.name}")
     for name, where in comp.refs:
@@ -226,7 +213,7 @@ def load_mapping_set(root: Path) -> CdaMappingSet:
             m = Match(t.match.elements, t.match.templates | frozenset(ids), t.match.moods)
             templates[name] = replace(t, match=m)
 
-    sec_raw = _load_yaml(root / "sections.yaml") or {}
+    sec_raw = load_yaml(root / "sections.yaml") or {}
     sections: dict[str, SectionSpec] = {}
     by_code: dict[str, SectionSpec] = {}
     by_template: dict[str, SectionSpec] = {}

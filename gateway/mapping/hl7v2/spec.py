@@ -23,8 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from ..common import MappingError, load_yaml
 from ..paths import CompiledPath, PathError, compile_path
 from . import composites as _composites  # noqa: F401  (registers transforms)
 from .datatypes import TRANSFORMS, Transform
@@ -33,10 +32,6 @@ __all__ = ["MappingSet", "Template", "FieldRule", "RefRule", "EachRule", "load_m
            "MappingError", "SourceRef"]
 
 _LOC = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
-
-
-class MappingError(ValueError):
-    """A mapping file is wrong; the message names the file and the rule."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,14 +128,6 @@ class MappingSet:
         return self.default
 
 
-def _load_yaml(path: Path) -> Any:
-    try:
-        with path.open("rb") as fh:
-            return yaml.safe_load(fh)
-    except yaml.YAMLError as exc:
-        raise MappingError(f"{path.name}: not valid YAML: {exc}") from exc
-
-
 def _compile_path(text: Any, where: str) -> CompiledPath:
     try:
         return compile_path(str(text))
@@ -213,7 +200,7 @@ def load_mapping_set(root: Path) -> MappingSet:
     for p in files:
         digest.update(p.relative_to(root).as_posix().encode())
         digest.update(p.read_bytes())
-    tables_raw = _load_yaml(root / "tables.yaml") or {}
+    tables_raw = load_yaml(root / "tables.yaml") or {}
     tables: dict[str, dict[str, Any]] = {}
     for name, table in tables_raw.items():
         if not isinstance(table, dict):
@@ -225,14 +212,14 @@ def load_mapping_set(root: Path) -> MappingSet:
     templates: dict[tuple[str, str], Template] = {}
     for path in sorted((root / "segments").glob("*.yaml")):
         seg = path.stem
-        raw = _load_yaml(path) or {}
+        raw = load_yaml(path) or {}
         if not isinstance(raw, dict):
             raise MappingError(f"segments/{path.name}: expected resource types at the top level")
         for rtype, body in raw.items():
             templates[(seg, str(rtype))] = _compile_template(
                 seg, str(rtype), body, f"segments/{path.name}", tables)
 
-    structure = _load_yaml(root / "structure.yaml") or {}
+    structure = load_yaml(root / "structure.yaml") or {}
     parents = {str(k): tuple(v or ()) for k, v in (structure.get("parents") or {}).items()}
     barriers = frozenset(structure.get("barriers") or ())
     ignored: dict[str, frozenset[int]] = {}
@@ -241,7 +228,7 @@ def load_mapping_set(root: Path) -> MappingSet:
         ignored[ref.segment] = ignored.get(ref.segment, frozenset()) | {ref.field}
     administrative = frozenset(structure.get("administrative") or ())
 
-    messages_raw = _load_yaml(root / "messages.yaml") or {}
+    messages_raw = load_yaml(root / "messages.yaml") or {}
     messages: dict[str, MessageSpec] = {}
     default: MessageSpec | None = None
     for name, body in messages_raw.items():
