@@ -39,6 +39,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 EXIT_OK, EXIT_FAIL, EXIT_REFUSED = 0, 1, 2
 
@@ -252,12 +253,7 @@ def load_demo(store: "object") -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     import asyncio
 
-    import uvicorn
-
     from .api import create_app
-    from .api.limits import server_options
-    from .ingest import bad_frame_reply, mllp_handler
-    from .mllp import MLLPServer
     from .records import Store
     from .settings import Settings
 
@@ -290,38 +286,29 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .exchange.outbox import OutboxWorker  # deliveries to peers; replicas share the work
 
     outbox_worker = OutboxWorker(settings.home, store).start()
+    # Every process serves HTTP and MLLP on the same ports (SO_REUSEPORT: the
+    # kernel spreads connections), so conversion uses every core whichever
+    # transport the messages come by. Port 0 is resolved here, once.
+    http_sock = _listen(args.host, args.port)
+    mllp_sock = _listen(args.host, args.mllp_port) if args.mllp_port is not None else None
+    mllp_port = mllp_sock.getsockname()[1] if mllp_sock is not None else None
     workers = []
     if args.workers > 1:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
         for _ in range(args.workers - 1):
-            w = ctx.Process(target=_http_worker, args=(str(settings.home), settings.db_url,
-                                                       args.host, args.port), daemon=True)
+            w = ctx.Process(target=_worker_process, args=(str(settings.home), settings.db_url,
+                                                          args.host, http_sock.getsockname()[1],
+                                                          mllp_port), daemon=True)
             w.start()
             workers.append(w)
-        print(f"gateway: {args.workers} HTTP worker processes")
-
-    async def main() -> None:
-        server = uvicorn.Server(uvicorn.Config(app, log_level="info",
-                                               **server_options(app.state.limits)))
-        tasks = [server.serve(sockets=[_listen(args.host, args.port)])]
-        mllp = None
-        if args.mllp_port is not None:
-            mllp = MLLPServer(mllp_handler(store, app.state.ingest_slots), args.host,
-                              args.mllp_port,
-                              on_bad_frame=bad_frame_reply,
-                              idle_timeout=app.state.limits.mllp_idle_timeout)
-            await mllp.start()
-            print(f"gateway: MLLP {args.host}:{mllp.port}")
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            if mllp is not None:
-                await mllp.close()
+        print(f"gateway: {args.workers} worker processes (HTTP and MLLP)")
+    if mllp_sock is not None:
+        print(f"gateway: MLLP {args.host}:{mllp_port}")
 
     try:
-        asyncio.run(main())
+        asyncio.run(_serve(app, store, http_sock, mllp_sock))
     except KeyboardInterrupt:
         pass
     finally:
@@ -331,7 +318,30 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _listen(host: str, port: int) -> "object":
+async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any) -> None:
+    """HTTP (uvicorn) and, with a socket for it, MLLP in this process."""
+    import uvicorn
+
+    from .api.limits import server_options
+    from .ingest import bad_frame_reply, mllp_handler, warm_up
+    from .mllp import MLLPServer
+
+    warm_up()  # before listening: no sender waits for the first-message load
+    server = uvicorn.Server(uvicorn.Config(app, log_level="info", **server_options(app.state.limits)))
+    mllp = None
+    if mllp_sock is not None:
+        mllp = MLLPServer(mllp_handler(store, app.state.ingest_slots), sock=mllp_sock,
+                          on_bad_frame=bad_frame_reply,
+                          idle_timeout=app.state.limits.mllp_idle_timeout)
+        await mllp.start()
+    try:
+        await server.serve(sockets=[http_sock])
+    finally:
+        if mllp is not None:
+            await mllp.close()
+
+
+def _listen(host: str, port: int) -> Any:
     """A listening TCP socket shared by worker processes (SO_REUSEPORT: the
     kernel spreads connections). Created in each process, not inherited, so
     that asyncio sets TCP_NODELAY on the connections it accepts."""
@@ -348,14 +358,12 @@ def _listen(host: str, port: int) -> "object":
     return sock
 
 
-def _http_worker(home: str, db: str, host: str, port: int) -> None:
-    """One more HTTP worker process: its own store connection, same port.
-    It ends when the serving process ends, however that one ends."""
+def _worker_process(home: str, db: str, host: str, port: int, mllp_port: int | None) -> None:
+    """One more worker process: its own store connection, same ports. It ends
+    when the serving process ends, however that one ends."""
     import asyncio
     import os
     import signal
-
-    import uvicorn
 
     if sys.platform.startswith("linux"):
         import ctypes
@@ -365,14 +373,12 @@ def _http_worker(home: str, db: str, host: str, port: int) -> None:
             return
 
     from .api import create_app
-    from .api.limits import server_options
     from .settings import Settings
 
     app = create_app(Settings.resolve(home, db))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning",
-                                           **server_options(app.state.limits)))
+    mllp_sock = _listen(host, mllp_port) if mllp_port is not None else None
     try:
-        asyncio.run(server.serve(sockets=[_listen(host, port)]))  # type: ignore[list-item]
+        asyncio.run(_serve(app, app.state.store, _listen(host, port), mllp_sock))
     except KeyboardInterrupt:
         pass
 

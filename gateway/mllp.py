@@ -443,6 +443,7 @@ class MLLPServer:
         idle_timeout: float = 300.0,
         max_connections: int = 256,
         handler_workers: int | None = None,
+        sock: socket.socket | None = None,
     ) -> None:
         if max_message_bytes < 1:
             raise ValueError("max_message_bytes must be positive")
@@ -453,6 +454,7 @@ class MLLPServer:
         if handler_workers is not None and handler_workers < 1:
             raise ValueError("handler_workers must be positive")
         self._handler = handler
+        self._sock = sock  # an already bound listening socket (shared port), else host/port
         self._on_bad_frame = on_bad_frame
         self._host = host
         self._requested_port = port
@@ -478,9 +480,12 @@ class MLLPServer:
             max_workers=self._workers, thread_name_prefix="mllp-handler"
         )
         try:
-            self._server = await asyncio.start_server(
-                self._on_connect, self._host, self._requested_port
-            )
+            if self._sock is not None:
+                self._server = await asyncio.start_server(self._on_connect, sock=self._sock)
+            else:
+                self._server = await asyncio.start_server(
+                    self._on_connect, self._host, self._requested_port
+                )
         except BaseException:
             self._executor.shutdown(wait=False)
             self._executor = None

@@ -4,8 +4,11 @@ An ACK must mean "on disk", and a disk flush costs milliseconds: one commit
 per message caps a gateway at a few hundred messages per second whatever
 the CPU. Writers hand their work to one writer thread per store; while it
 commits a batch, new work queues up, and the next batch takes all of it.
-Each piece of work runs in its own SAVEPOINT, so one failing message rolls
-back alone; nobody is answered before the commit that holds their work.
+Work that knows how to run together (messages to store: ``work.batch``)
+runs as one piece, in one SAVEPOINT, in a few statements for the whole
+batch; anything else, and every piece of a batch that failed, runs in its
+own SAVEPOINT, so one failing message rolls back alone. Nobody is answered
+before the commit that holds their work.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class _Job:
     done: threading.Event = field(default_factory=threading.Event)
     result: Any = None
     error: BaseException | None = None
+    ran: bool = False  # done as part of a batch
 
 
 class GroupCommitter:
@@ -103,7 +107,10 @@ class GroupCommitter:
     def _commit_locked(self, batch: list[_Job]) -> None:
         try:
             with self.engine.begin() as conn:
+                self._run_batched(conn, batch)
                 for job in batch:
+                    if job.ran:
+                        continue
                     savepoint = conn.begin_nested()
                     try:
                         job.result = job.work(conn)
@@ -118,3 +125,26 @@ class GroupCommitter:
         finally:
             for job in batch:
                 job.done.set()
+
+    @staticmethod
+    def _run_batched(conn: Connection, batch: list[_Job]) -> None:
+        """Work that can run as one (``work.batch(conn, works)``, e.g. many
+        messages to store) runs so, in one savepoint; if that fails, each
+        piece runs alone after it, so one bad message fails alone."""
+        groups: dict[Any, list[_Job]] = {}
+        for job in batch:
+            many = getattr(job.work, "batch", None)
+            if many is not None:
+                groups.setdefault(getattr(many, "__func__", many), []).append(job)
+        for jobs in groups.values():
+            if len(jobs) < 2:
+                continue
+            savepoint = conn.begin_nested()
+            try:
+                results = jobs[0].work.batch(conn, [j.work for j in jobs])  # type: ignore[attr-defined]
+                savepoint.commit()
+            except Exception:  # noqa: BLE001 - retried one by one
+                savepoint.rollback()
+                continue
+            for job, result in zip(jobs, results):
+                job.result, job.ran = result, True

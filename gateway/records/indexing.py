@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-__all__ = ["index_rows", "fold", "date_range", "clip", "WIDTHS", "PATIENT_REFS", "SEARCH_PARAMS"]
+__all__ = ["index_rows", "fold", "date_range", "clip", "WIDTHS", "INDEX_COLUMNS", "PATIENT_REFS",
+           "SEARCH_PARAMS"]
 
 # Where each resource type points at its patient (the Patient compartment).
 PATIENT_REFS: dict[str, tuple[str, ...]] = {
@@ -125,22 +126,29 @@ def _codings(cc: Any) -> Iterator[tuple[str | None, str]]:
 
 
 WIDTHS = {"system": 256, "code": 256, "text": 256, "ref": 160}
+# The order of the values in a row from index_rows (after resource_type, id).
+INDEX_COLUMNS = ("param", "system", "code", "text", "ref", "low", "high")
 
 
 def clip(value: Any, width: int) -> str | None:
     """A value as the index column of that width holds it."""
-    return None if value is None else str(value).replace("\x00", "")[:width]
+    if value is None:
+        return None
+    text = value if type(value) is str else str(value)
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return text if len(text) <= width else text[:width]
 
 
-def _row(param: str, **kw: Any) -> dict[str, Any]:
-    row = {"param": param, "system": None, "code": None, "text": None, "ref": None,
-           "low": None, "high": None, **kw}
-    for column, width in WIDTHS.items():
-        row[column] = clip(row[column], width)
-    return row
+Row = tuple[str, str | None, str | None, str | None, str | None, str | None, str | None]
 
 
-def _dates(param: str, value: Any) -> Iterator[dict[str, Any]]:
+def _row(param: str, system: Any = None, code: Any = None, text: Any = None, ref: Any = None,
+         low: str | None = None, high: str | None = None) -> Row:
+    return (param, clip(system, 256), clip(code, 256), clip(text, 256), clip(ref, 160), low, high)
+
+
+def _dates(param: str, value: Any) -> Iterator[Row]:
     if isinstance(value, str):
         r = date_range(value)
         if r:
@@ -176,10 +184,11 @@ def patient_of(res: dict[str, Any]) -> list[str]:
     return out
 
 
-def index_rows(res: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every search row of ``res`` (without resource_type/id)."""
+def index_rows(res: dict[str, Any]) -> list[Row]:
+    """Every search row of ``res`` (without resource_type/id), values in the
+    order of :data:`INDEX_COLUMNS`."""
     rtype = res.get("resourceType", "")
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     for ident in res.get("identifier", []) or ([] if rtype != "DocumentReference" else []):
         if isinstance(ident, dict) and ident.get("value"):
             rows.append(_row("identifier", system=ident.get("system"), code=str(ident["value"])[:256]))

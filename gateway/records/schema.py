@@ -3,7 +3,7 @@ change them; this module is the current shape, for queries."""
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, text
 
 __all__ = ["metadata", "resources", "versions", "ingestions", "search_index"]
 
@@ -55,7 +55,11 @@ search_index = Table(
     Column("low", String(40), nullable=True),
     Column("high", String(40), nullable=True),
     Index("ix_search_res", "resource_type", "id"),
-    Index("ix_search_token", "resource_type", "param", "code", "system"),
-    Index("ix_search_ref", "param", "ref", "resource_type"),
-    Index("ix_search_text", "resource_type", "param", "text"),
+    # partial: each lookup index holds only the rows of its kind (migration 0006)
+    Index("ix_search_token", "resource_type", "param", "code", "system",
+          sqlite_where=text("code IS NOT NULL"), postgresql_where=text("code IS NOT NULL")),
+    Index("ix_search_ref", "param", "ref", "resource_type",
+          sqlite_where=text("ref IS NOT NULL"), postgresql_where=text("ref IS NOT NULL")),
+    Index("ix_search_text", "resource_type", "param", "text",
+          sqlite_where=text("text IS NOT NULL"), postgresql_where=text("text IS NOT NULL")),
 )

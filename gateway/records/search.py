@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, not_, or_, select
+from sqlalchemy import and_, func, not_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from ..errors import Issue, RejectedInput
@@ -74,8 +74,8 @@ def _token(values: tuple[str, ...], modifier: str | None) -> ColumnElement[bool]
                 conds.append(idx.system == clip(system, WIDTHS["system"]))
             else:
                 conds.append(idx.system.is_(None))
-            if code:
-                conds.append(idx.code == clip(code, WIDTHS["code"]))
+            # token rows always have a code; saying so lets the (partial) token index serve
+            conds.append(idx.code == clip(code, WIDTHS["code"]) if code else idx.code.is_not(None))
             ors.append(and_(*conds))
         else:
             ors.append(idx.code == clip(v, WIDTHS["code"]))
@@ -98,7 +98,7 @@ def _string(values: tuple[str, ...], modifier: str | None) -> ColumnElement[bool
         else:
             raise RejectedInput("unsupported modifier",
                                 [Issue("error", "not-supported", f"modifier :{modifier} not supported")])
-    return or_(*ors)
+    return and_(idx.text.is_not(None), or_(*ors))  # is_not: lets the partial text index serve
 
 
 def _reference(name: str, values: tuple[str, ...]) -> ColumnElement[bool]:
@@ -167,8 +167,10 @@ def _criterion(rtype: str, c: Criterion) -> ColumnElement[bool]:
             ors.append(_date_cond(idx.low, idx.high, prefix, lo, hi))
         cond = or_(*ors)
     param = "patient" if c.name in ("patient",) else c.name
-    sub = exists().where(
-        idx.resource_type == rtype, idx.id == resources.c.id, idx.param == param, cond)
+    # An uncorrelated IN: the database finds the matching index rows once and
+    # then the resources by primary key (a correlated EXISTS walks every
+    # resource of the type).
+    sub = resources.c.id.in_(select(idx.id).where(idx.resource_type == rtype, idx.param == param, cond))
     return not_(sub) if c.modifier == "not" and kind == "token" else sub
 
 
@@ -178,8 +180,8 @@ def compartment_condition(rtype: str, patients: set[str]) -> ColumnElement[bool]
         return resources.c.id.in_(patients)
     idx = search_index.c
     refs = [f"Patient/{p}" for p in patients]
-    return exists().where(idx.resource_type == rtype, idx.id == resources.c.id,
-                          idx.param == "patient", idx.ref.in_(refs))
+    return resources.c.id.in_(select(idx.id).where(idx.resource_type == rtype, idx.param == "patient",
+                                                    idx.ref.in_(refs)))
 
 
 def build_query(rtype: str, criteria: list[Criterion], patients: set[str] | None) -> Any:

@@ -12,6 +12,8 @@ and ``GATEWAY_TERMINOLOGY_PATH`` (see :mod:`.sources`) into compact indexes
     term.lookup(system, code, display_language=None) -> ConceptInfo | None
     term.translate(system, code, *, target_system=None, conceptmap=None) -> list[Translation]
     term.expand(valueset, *, filter=None, count=None, offset=0, display_language=None) -> dict
+    term.naming_system(system) -> dict | None   # the NamingSystem declaring an identifier system
+    term.knows_system(system) -> bool           # a CodeSystem or NamingSystem defines it
 
 Also: UCUM (:mod:`.ucum`) and the eHDSI coded-element check (:mod:`.ehdsi`,
 ``check_ehdsi_document``). Nothing is read at import time.

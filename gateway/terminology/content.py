@@ -4,8 +4,9 @@ compact records (the parse stage of loading).
 Only what the engine needs is kept: concepts with display, designations,
 parents and scalar properties (CodeSystem, R4 section 4.8), the raw
 ``compose`` and any ``expansion`` of a ValueSet (4.9), the groups of a
-ConceptMap (4.10), and OIDs from identifiers and NamingSystems. The full
-resource is re-read from its file when someone asks for it (``ref``).
+ConceptMap (4.10), OIDs from identifiers and NamingSystems, and the systems
+each NamingSystem declares (3.13, ``uniqueId``). The full resource is re-read
+from its file when someone asks for it (``ref``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ __all__ = [
     "CodeSystemRec",
     "ValueSetRec",
     "ConceptMapRec",
+    "NamingSystemRec",
     "UnitData",
     "TERMINOLOGY_TYPES",
     "parse_file",
@@ -94,6 +96,19 @@ class ConceptMapRec:
 
 
 @dataclass(slots=True)
+class NamingSystemRec:
+    """A NamingSystem: the identifier or code system it declares, under every form its
+    ``uniqueId`` gives (a ``uri`` as written, an ``oid`` as ``urn:oid:...``)."""
+
+    id: str | None
+    name: str | None
+    kind: str | None
+    status: str | None
+    systems: tuple[str, ...]
+    ref: ResourceRef
+
+
+@dataclass(slots=True)
 class UnitData:
     """Everything parsed from one unit (a package folder) of a source root."""
 
@@ -101,6 +116,7 @@ class UnitData:
     value_sets: list[ValueSetRec] = field(default_factory=list)
     concept_maps: list[ConceptMapRec] = field(default_factory=list)
     naming: list[tuple[str, str]] = field(default_factory=list)  # (oid, uri)
+    naming_systems: list[NamingSystemRec] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
 
@@ -229,6 +245,21 @@ def _naming(r: dict[str, Any]) -> list[tuple[str, str]]:
     return [(oid, uri)] if oid and uri else []
 
 
+def _naming_system(r: dict[str, Any], ref: ResourceRef) -> NamingSystemRec:
+    systems: list[str] = []
+    for u in r.get("uniqueId") or ():
+        value = u.get("value") if isinstance(u, dict) else None
+        if not isinstance(value, str) or not value:
+            continue
+        kind = u.get("type")
+        if kind == "uri":
+            systems.append(value)
+        elif kind == "oid":
+            systems.append(value if value.startswith("urn:oid:") else "urn:oid:" + value)
+    return NamingSystemRec(r.get("id"), r.get("name"), r.get("kind"), r.get("status"),
+                           tuple(dict.fromkeys(systems)), ref)
+
+
 def parse_resource(r: dict[str, Any], ref: ResourceRef, unit: UnitData) -> None:
     """Add one resource (or the terminology resources of a Bundle) to ``unit``."""
     rtype = r.get("resourceType")
@@ -241,6 +272,11 @@ def parse_resource(r: dict[str, Any], ref: ResourceRef, unit: UnitData) -> None:
             return
         if rtype == "NamingSystem":
             unit.naming.extend(_naming(r))
+            ns = _naming_system(r, ref)
+            if ns.systems:
+                unit.naming_systems.append(ns)
+            else:
+                unit.problems.append(f"{ref.path}: NamingSystem without a uri or oid uniqueId ignored")
             return
         if rtype not in ("CodeSystem", "ValueSet", "ConceptMap"):
             return

@@ -122,7 +122,9 @@ class Terminology:
     def stats(self) -> dict[str, Any]:
         idx = self._state.index
         return {"codeSystems": len(idx.code_systems.current), "valueSets": len(idx.value_sets.current),
-                "conceptMaps": len(idx.concept_maps.current), "units": list(self._state.unit_names),
+                "conceptMaps": len(idx.concept_maps.current),
+                "namingSystems": len({id(ns) for ns in idx.naming_systems.values()}),
+                "units": list(self._state.unit_names),
                 "loadSeconds": round(self._state.load_seconds, 3), "problems": len(idx.problems)}
 
     # ------------------------------------------------------------------ value sets
@@ -422,6 +424,22 @@ class Terminology:
         out["expansion"] = expansion
         return out
 
+    # ------------------------------------------------------------------ systems
+    def naming_system(self, system: str) -> dict[str, Any] | None:
+        """The NamingSystem declaring an identifier or code system (its URI, ``urn:oid:...``
+        or a bare OID), as stored; None when no loaded NamingSystem declares it."""
+        table = self._state.index.naming_systems
+        rec = table.get(system)
+        if rec is None and system[:1].isdigit() and system.replace(".", "").isdigit():
+            rec = table.get("urn:oid:" + system)
+        return read_resource(rec.ref) if rec is not None else None
+
+    def knows_system(self, system: str) -> bool:
+        """Is ``system`` defined by a loaded CodeSystem or NamingSystem?"""
+        idx = self._state.index
+        return (idx.code_systems.get(idx.system_of(system)) is not None
+                or self.naming_system(system) is not None)
+
     # ------------------------------------------------------------------ resources
     def read(self, rtype: str, rid: str) -> dict[str, Any] | None:
         """A loaded CodeSystem, ValueSet or ConceptMap by id, as stored."""
@@ -467,8 +485,9 @@ def coding_for(t: Translation) -> dict[str, Any]:
     """A Coding for a translation target, marked ``translated`` with the
     standard ``coding-purpose`` extension. A target that is not equivalent also
     carries :data:`TRANSLATION_EQUIVALENCE` with the ConceptMap's R4
-    equivalence code and ``userSelected: false``, so it is never read as the
-    same concept as the original."""
+    equivalence code (an R5 relationship code is written as its R4 equivalent)
+    and ``userSelected: false``, so it is never read as the same concept as the
+    original."""
     coding: dict[str, Any] = {"system": t.system, "code": t.code}
     if t.display:
         coding["display"] = t.display
@@ -476,15 +495,38 @@ def coding_for(t: Translation) -> dict[str, Any]:
                                   "valueCoding": {"system": "http://hl7.org/fhir/coding-purpose",
                                                   "code": "translated"}}]
     if not t.equivalent:
-        ext.append({"url": TRANSLATION_EQUIVALENCE, "valueCode": t.equivalence})
+        ext.append({"url": TRANSLATION_EQUIVALENCE, "valueCode": r4_equivalence(t.equivalence)})
         coding["userSelected"] = False
     coding["extension"] = ext
     return coding
 
 
 CODING_PURPOSE = "http://hl7.org/fhir/StructureDefinition/coding-purpose"
-# The gateway's own marker of a non-equivalent translation (R4 ConceptMap equivalence code).
-TRANSLATION_EQUIVALENCE = "urn:gateway:extension:translation-equivalence"
+# The gateway's own marker of a non-equivalent translation (its R4 ConceptMap equivalence code):
+# no standard extension carries this on a Coding. Defined (context Coding, valueCode bound to
+# http://hl7.org/fhir/ValueSet/concept-map-equivalence) in
+# profiles/gateway/StructureDefinition-translation-equivalence.json, under the project's
+# canonical base (profiles/gateway/package.json).
+TRANSLATION_EQUIVALENCE = "https://health-gateway.eu/fhir/StructureDefinition/translation-equivalence"
+
+# R5 ConceptMapRelationship -> the R4 ConceptMapEquivalence code the extension is bound to
+_R5_TO_R4_EQUIVALENCE = {
+    "related-to": "relatedto",
+    "equivalent": "equivalent",
+    "source-is-narrower-than-target": "wider",
+    "source-is-broader-than-target": "narrower",
+    "not-related-to": "disjoint",
+}
+_R4_EQUIVALENCE = frozenset({"relatedto", "equivalent", "equal", "wider", "subsumes", "narrower",
+                             "specializes", "inexact", "unmatched", "disjoint"})
+
+
+def r4_equivalence(code: str) -> str:
+    """The R4 ConceptMap equivalence code for an R4 equivalence or R5 relationship code
+    (anything else: ``relatedto``, the weakest claim)."""
+    if code in _R4_EQUIVALENCE:
+        return code
+    return _R5_TO_R4_EQUIVALENCE.get(code, "relatedto")
 
 
 def _default_home() -> Path:

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from .content import CodeSystemRec, ConceptMapRec, UnitData, ValueSetRec
+from .content import CodeSystemRec, ConceptMapRec, NamingSystemRec, UnitData, ValueSetRec
 from .model import Translation, relationship_of
 
 __all__ = ["Index", "version_key", "split_canonical", "build_index", "BUILTIN_OIDS"]
@@ -92,6 +92,8 @@ class Index:
     concept_maps: Versioned[ConceptMapRec] = field(default_factory=Versioned)
     oid_to_system: dict[str, str] = field(default_factory=dict)
     oid_to_valueset: dict[str, str] = field(default_factory=dict)
+    # every system a NamingSystem declares (uri, urn:oid:...) -> that NamingSystem
+    naming_systems: dict[str, NamingSystemRec] = field(default_factory=dict)
     # supplement designations: (system, code) -> ((language, value), ...)
     extra_designations: dict[tuple[str, str], tuple[tuple[str, str], ...]] = field(default_factory=dict)
     translations: dict[tuple[str, str], tuple[Translation, ...]] = field(default_factory=dict)
@@ -138,6 +140,9 @@ def build_index(units: list[UnitData]) -> Index:
         idx.problems.extend(unit.problems)
         for oid, uri in unit.naming:
             naming.setdefault(oid, uri)
+        for ns in unit.naming_systems:
+            for system in ns.systems:
+                idx.naming_systems[system] = ns  # a later root wins, as for canonical resources
         for cs in unit.code_systems:
             if cs.content == "supplement" or cs.supplements:
                 supplements.append(cs)

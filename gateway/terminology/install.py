@@ -90,9 +90,9 @@ def check_package(folder: Path) -> PackageReport:
                 report.problems.append(f"{rel}: {kind} {url}|{version} also in {prev}")
             seen[(kind, url, version)] = rel
             report.counts[kind] += 1
-        if unit.naming:
-            report.counts["NamingSystem"] += len(unit.naming)
-        if recs or unit.naming:
+        if unit.naming_systems:
+            report.counts["NamingSystem"] += len(unit.naming_systems)
+        if recs or unit.naming_systems:
             report.files.append(path)
     return report
 

@@ -40,7 +40,7 @@ __all__ = [
     "load_unit",
 ]
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 # Folders of FHIR packages that never hold terminology definitions.
 _SKIP_DIRS = frozenset({"example", "examples", "xml", "openapi", "other", "__pycache__", "node_modules"})
 

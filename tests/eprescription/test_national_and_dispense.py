@@ -79,6 +79,39 @@ def test_fmk_prescriptions() -> None:
                for i in conv.issues)
 
 
+def test_fmk_identifier_and_code_systems() -> None:
+    """Registered Danish systems where they exist (DK Core, the Danish OIDs), the gateway's own
+    (profiles/gateway/) where none is published."""
+    own = "https://health-gateway.eu/fhir/"
+    conv = _conv("FMK-GetPrescriptionResponse-0410009234.xml")
+    first = _of(conv, "MedicationRequest")[0]
+    assert first["identifier"][1]["system"] == own + "NamingSystem/dk-fmk-drug-medication"
+    exts = {e["url"].removeprefix(own + "StructureDefinition/"): e
+            for e in first["dispenseRequest"]["extension"]}
+    assert exts["dispense-package-number"]["valueIdentifier"] == {
+        "system": "urn:oid:1.2.208.176.3.2", "value": "142903"}
+    assert exts["dispense-package-description"]["valueString"] == "3 x 21 stk. (blister)"
+    assert exts["dispense-package-size"]["valueQuantity"] == {
+        "value": 63, "unit": "stk.", "code": "ST", "system": own + "CodeSystem/dk-lms-unit"}
+    local = _of(conv, "MedicationRequest")[1]["dispenseRequest"]["extension"][0]["valueIdentifier"]
+    assert local["system"] == own + "NamingSystem/dk-varenummer-local"
+    assert first["reasonCode"][0]["coding"][0]["system"] == own + "CodeSystem/dk-lms-indication"
+    med = _ref(conv, first["medicationReference"]["reference"])
+    assert med["form"]["coding"][0]["system"] == "urn:oid:1.2.208.176.3.22"
+    assert med["extension"] == [{"url": own + "StructureDefinition/medication-strength-text",
+                                 "valueString": "150+30 mikrogram"}]
+    role = _ref(conv, first["requester"]["reference"])
+    assert _ref(conv, role["practitioner"]["reference"])["identifier"] == [
+        {"system": "https://autregweb.sst.dk", "value": "6QF17"}]
+    assert _ref(conv, role["organization"]["reference"])["identifier"] == [
+        {"system": "urn:oid:1.2.208.176.1.4", "value": "990027"}]
+    card = _conv("FMK-MedicineCard-1011649927.xml")
+    line = _of(card, "MedicationStatement")[0]
+    assert line["dosage"][0]["route"]["coding"][0]["system"] == "urn:oid:1.2.208.176.3.11"
+    assert line["extension"] == [{"url": own + "StructureDefinition/substitution-allowed",
+                                  "valueBoolean": line["extension"][0]["valueBoolean"]}]
+
+
 def test_fmk_medicine_card() -> None:
     conv = _conv("FMK-MedicineCard-1011649927.xml")
     sts = _of(conv, "MedicationStatement")

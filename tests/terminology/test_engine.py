@@ -95,7 +95,8 @@ def test_translate_unmatched_and_relationships(term) -> None:
                     conceptmap="http://example.org/cm", equivalence="wider")
     c = coding_for(t)
     assert c["userSelected"] is False
-    assert {"url": "urn:gateway:extension:translation-equivalence", "valueCode": "wider"} in c["extension"]
+    assert {"url": "https://health-gateway.eu/fhir/StructureDefinition/translation-equivalence",
+            "valueCode": "wider"} in c["extension"]
     codings = term.translate_coding(V2 + "v2-0001", "F", "Female")
     assert codings[0] == {"system": V2 + "v2-0001", "code": "F", "display": "Female"}
     assert codings[1]["code"] == "female" and "userSelected" not in codings[1]

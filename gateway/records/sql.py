@@ -1,0 +1,123 @@
+"""The write path's SQL, as driver statements.
+
+Storing a message runs about ten statements; built as SQLAlchemy
+expressions each one costs far more Python time than SQLite takes to run
+it. So the write path sends plain SQL strings, written once per dialect
+(placeholders ``?`` for sqlite3, ``%s`` for psycopg), straight to the DBAPI
+cursor of the transaction SQLAlchemy opened. Statements whose shape depends
+on the number of keys are built once per shape and cached. Reads and the
+rest of the gateway keep using SQLAlchemy Core (``schema.py``).
+
+DBAPI errors are not wrapped by SQLAlchemy here: :data:`RETRYABLE` names
+them for the callers that retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from .indexing import INDEX_COLUMNS
+
+__all__ = ["Sql", "Conflict"]
+
+
+class Conflict(Exception):
+    """Another writer changed a resource between our read and our write; the
+    work is rolled back and retried."""
+
+
+class Sql:
+    """Statements for one dialect, run on a connection's DBAPI cursor."""
+
+    def __init__(self, dialect: str, dbapi: Any) -> None:
+        self.p = p = "?" if dialect == "sqlite" else "%s"
+        self.retryable: tuple[type[BaseException], ...] = (
+            Conflict, dbapi.IntegrityError, dbapi.OperationalError)
+        self.insert_ingestion = (
+            "INSERT INTO ingestion (id, source_format, sender, control_id, message_type, received_at, "
+            f"result) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})")
+        self.insert_resource = (
+            "INSERT INTO resource (resource_type, id, version_id, last_updated, content) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p})")
+        self.update_resource = (
+            f"UPDATE resource SET version_id = {p}, last_updated = {p}, content = {p} "
+            f"WHERE resource_type = {p} AND id = {p} AND version_id = {p}")
+        self.insert_version = (
+            "INSERT INTO resource_version (resource_type, id, version_id, last_updated, content) "
+            f"VALUES ({p}, {p}, {p}, {p}, {p})")
+        columns = ", ".join(INDEX_COLUMNS)
+        marks = ", ".join([p] * (len(INDEX_COLUMNS) + 2))
+        self.insert_index = f"INSERT INTO search_index (resource_type, id, {columns}) VALUES ({marks})"
+
+    @staticmethod
+    def cursor(conn: Connection) -> Any:
+        """The DBAPI cursor of ``conn``'s current transaction."""
+        return conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+
+    def existing(self, cur: Any, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str, int, str]]:
+        """``(type, id, version_id, content)`` of the stored resources among ``keys``."""
+        shape, params = _grouped(keys)
+        cur.execute(_select_existing(self.p, shape), params)
+        return cur.fetchall()  # type: ignore[no-any-return]
+
+    def ingestions(self, cur: Any, ids: Sequence[str]) -> dict[str, str]:
+        """The stored answers (JSON) of the ingestions among ``ids``."""
+        ids = sorted(set(ids))
+        cur.execute(_select_ingestions(self.p, len(ids)), ids)
+        return dict(cur.fetchall())
+
+    def delete_index(self, cur: Any, keys: Sequence[tuple[str, str]]) -> None:
+        shape, params = _grouped(keys)
+        cur.execute(_delete_index(self.p, shape), params)
+
+    def patients_with_identifiers(self, cur: Any, values: Iterable[str], other_than: str) -> list[tuple[str, str]]:
+        """``(patient id, system)`` of other Patients indexed with one of these identifier values."""
+        values = sorted(set(values))
+        cur.execute(_patients_by_identifier(self.p, len(values)), [*values, other_than])
+        return cur.fetchall()  # type: ignore[no-any-return]
+
+
+def _grouped(keys: Sequence[tuple[str, str]]) -> tuple[tuple[int, ...], list[str]]:
+    """Keys grouped by type: the shape (ids per type) and the parameters
+    (type, ids…, type, ids…)."""
+    by_type: dict[str, list[str]] = {}
+    for t, i in keys:
+        by_type.setdefault(t, []).append(i)
+    params: list[str] = []
+    for t, ids in by_type.items():
+        params.append(t)
+        params.extend(ids)
+    return tuple(len(ids) for ids in by_type.values()), params
+
+
+def _keys_where(p: str, shape: tuple[int, ...]) -> str:
+    # One ``type = ? AND id IN (...)`` per type: SQLite plans row-value IN
+    # lists as full scans, and this form uses the primary key.
+    return " OR ".join(f"(resource_type = {p} AND id IN ({', '.join([p] * n)}))" for n in shape)
+
+
+@lru_cache(maxsize=512)
+def _select_existing(p: str, shape: tuple[int, ...]) -> str:
+    return f"SELECT resource_type, id, version_id, content FROM resource WHERE {_keys_where(p, shape)}"
+
+
+@lru_cache(maxsize=512)
+def _delete_index(p: str, shape: tuple[int, ...]) -> str:
+    return f"DELETE FROM search_index WHERE {_keys_where(p, shape)}"
+
+
+@lru_cache(maxsize=128)
+def _select_ingestions(p: str, n: int) -> str:
+    return f"SELECT id, result FROM ingestion WHERE id IN ({', '.join([p] * n)})"
+
+
+@lru_cache(maxsize=64)
+def _patients_by_identifier(p: str, n: int) -> str:
+    # No DISTINCT: with it SQLite walks every Patient row of (resource_type, id)
+    # instead of the token index.
+    return ("SELECT id, system FROM search_index WHERE resource_type = 'Patient' "
+            f"AND param = 'identifier' AND code IN ({', '.join([p] * n)}) AND id <> {p}")
