@@ -74,7 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mllp-port", type=int, default=None, help="also listen for HL7 v2 over MLLP")
     p.add_argument("--demo", action="store_true", help="load the demo data (fixtures/) first")
     p.add_argument("--workers", type=int, default=1,
-                   help="HTTP worker processes sharing the port (default 1)")
+                   help="processes serving HTTP and MLLP on the same ports (default 1; one per core)")
     _add_home(p)
 
     p = sub.add_parser("token", help="print a short-lived development token (demo key of the home)")
@@ -251,8 +251,6 @@ def load_demo(store: "object") -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import asyncio
-
     from .api import create_app
     from .records import Store
     from .settings import Settings
@@ -308,7 +306,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gateway: MLLP {args.host}:{mllp_port}")
 
     try:
-        asyncio.run(_serve(app, store, http_sock, mllp_sock))
+        _run_loop(_serve(app, store, http_sock, mllp_sock))
     except KeyboardInterrupt:
         pass
     finally:
@@ -316,6 +314,19 @@ def cmd_serve(args: argparse.Namespace) -> int:
         for w in workers:
             w.terminate()
     return EXIT_OK
+
+
+def _run_loop(main: Any) -> None:
+    """Run the serving coroutine on uvloop when installed (a faster event
+    loop for the HTTP and MLLP connections), else on asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        import asyncio
+
+        asyncio.run(main)
+    else:
+        uvloop.run(main)
 
 
 async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any) -> None:
@@ -361,7 +372,6 @@ def _listen(host: str, port: int) -> Any:
 def _worker_process(home: str, db: str, host: str, port: int, mllp_port: int | None) -> None:
     """One more worker process: its own store connection, same ports. It ends
     when the serving process ends, however that one ends."""
-    import asyncio
     import os
     import signal
 
@@ -378,7 +388,7 @@ def _worker_process(home: str, db: str, host: str, port: int, mllp_port: int | N
     app = create_app(Settings.resolve(home, db))
     mllp_sock = _listen(host, mllp_port) if mllp_port is not None else None
     try:
-        asyncio.run(_serve(app, app.state.store, _listen(host, port), mllp_sock))
+        _run_loop(_serve(app, app.state.store, _listen(host, port), mllp_sock))
     except KeyboardInterrupt:
         pass
 

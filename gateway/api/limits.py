@@ -392,20 +392,24 @@ def install_limits(app: FastAPI, max_body_bytes: int, limits: Limits | None = No
 
 
 def server_options(limits: Limits) -> dict[str, Any]:
-    """Keyword arguments for ``uvicorn.Config``: slow-client timeouts and the
-    connection limit."""
-    return {"http": _guarded_h11(limits.http_header_timeout),
+    """Keyword arguments for ``uvicorn.Config``: the HTTP protocol (httptools'
+    C parser when installed, else h11) with a request-head deadline,
+    slow-client timeouts and the connection limit."""
+    return {"http": _guarded_protocol(limits.http_header_timeout),
             "timeout_keep_alive": limits.http_keep_alive,
             "limit_concurrency": limits.http_max_connections}
 
 
-def _guarded_h11(header_timeout: float) -> type:
-    """uvicorn's h11 protocol with a deadline for the request head: a client
+def _guarded_protocol(header_timeout: float) -> type:
+    """uvicorn's HTTP protocol with a deadline for the request head: a client
     that connects and sends nothing, or sends its headers a byte at a time,
     is disconnected after ``header_timeout`` seconds."""
-    from uvicorn.protocols.http.h11_impl import H11Protocol
+    try:
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol as Base
+    except ImportError:  # httptools not installed
+        from uvicorn.protocols.http.h11_impl import H11Protocol as Base  # type: ignore[assignment]
 
-    class GuardedH11Protocol(H11Protocol):
+    class GuardedProtocol(Base):  # type: ignore[misc, valid-type]
         _head_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -443,4 +447,4 @@ def _guarded_h11(header_timeout: float) -> type:
             if (self.cycle is None or self.cycle.response_complete) and not self.transport.is_closing():
                 self.transport.close()
 
-    return GuardedH11Protocol
+    return GuardedProtocol
