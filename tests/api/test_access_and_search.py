@@ -209,3 +209,24 @@ def test_clinical_search_paging_elements_and_errors(client) -> None:  # type: ig
     assert client.get("/fhir/Immunization?date=notadate").status_code == 400
     assert client.get("/fhir/Immunization?_count=x").status_code == 400
     assert client.get("/fhir/Immunization?_format=xml").status_code == 406
+
+
+def test_a_token_accepted_once_is_refused_once_it_expires(two_citizens) -> None:  # type: ignore[no-untyped-def]
+    """Verified tokens are remembered (no signature check per request), but
+    never past their expiry."""
+    from dataclasses import replace
+
+    client, a, _ = two_citizens
+    strict = replace(client.app.state.auth, leeway=0)
+    strict.verified.clear()
+    client.app.state.auth = strict
+    now = int(time.time())
+    claims = {"iss": strict.issuer, "aud": strict.audience, "sub": "x", "scope": "system/*.cruds",
+              "exp": now + 2}
+    headers = {"Authorization": f"Bearer {_forge(client, {'alg': 'ES256'}, claims, None)}"}
+    assert client.get(f"/fhir/Patient/{a}", headers=headers).status_code == 200
+    assert client.get(f"/fhir/Patient/{a}", headers=headers).status_code == 200
+    assert len(strict.verified) == 1
+    time.sleep(3.2)
+    r = client.get(f"/fhir/Patient/{a}", headers=headers)
+    assert r.status_code == 401, r.text
