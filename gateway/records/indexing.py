@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Iterator
+from functools import lru_cache
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -95,6 +96,7 @@ def fold(text: str) -> str:
     return "".join(c for c in norm if not unicodedata.combining(c)).casefold().strip()[:256]
 
 
+@lru_cache(maxsize=8192)  # the same instants recur (every OBX of a message, every message of a run)
 def date_range(value: str) -> tuple[str, str] | None:
     """A FHIR date/dateTime/instant as the inclusive UTC range it covers,
     both ends as ``YYYY-MM-DDTHH:MM:SS``."""

@@ -12,8 +12,9 @@ update per changed stored resource, one delete and one insert of index rows.
 Update semantics follow HL7 v2: a field that a message does not value means
 "no information", not "delete". So an incoming resource replaces the
 top-level elements it carries and keeps the others from the stored version
-(an ORU with a bare PID does not wipe the address an ADT gave). A resource
-whose content does not change gets no new version.
+(an ORU with a bare PID does not wipe the address an ADT gave); a ``status``
+of ``unknown`` does not replace a known one. A resource whose content does
+not change gets no new version.
 """
 
 from __future__ import annotations
@@ -140,6 +141,10 @@ class Writer:
             self._missing.discard(key)
             return StoredEntry(rtype, rid, 1, "created", when)
         old = cur.body
+        if res.get("status") == "unknown" and old.get("status") not in (None, "unknown"):
+            # "unknown" is what a message that cannot tell the status carries
+            # (a lab result for a visit): no information, like an empty field
+            res = {k: v for k, v in res.items() if k != "status"}
         merged = {**_without_meta_versioning(old), **_without_meta_versioning(res)}
         if _content(merged) == _content(old):
             # Only meta.source would change: the content is the same, so no

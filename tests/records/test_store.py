@@ -94,3 +94,63 @@ def test_two_processes_on_one_database(db_url: str) -> None:
         assert sum(len(store.history("Patient", f"p{i}")) for i in range(5)) == 80
     finally:
         store.close()
+
+
+def test_messages_committed_together_give_the_one_by_one_result(db_url: str) -> None:
+    """Many writers at once (group commit batches them): a message that cannot
+    be stored fails alone, the same message twice is stored once, a resource
+    shared by all messages gets no new version, and each patient its own."""
+    store = Store(db_url)
+    org = {"resourceType": "Organization", "id": "lab", "name": "Lab"}
+    barrier = threading.Barrier(16)
+    outcome: dict[int, Any] = {}
+
+    def work(i: int) -> None:
+        key = "dup" if i in (1, 2) else f"m{i}"
+        resources = [_patient(f"q{min(i, 1) if i in (1, 2) else i}"), org]
+        if i == 0:
+            resources = [{"resourceType": "Patient", "id": "bad", "x": {1, 2}}]  # not JSON
+        barrier.wait(30)
+        try:
+            outcome[i] = _ingest(store, key, resources)
+        except BaseException as exc:  # noqa: BLE001 - checked below
+            outcome[i] = exc
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert isinstance(outcome[0], TypeError)
+        assert store.read("Patient", "bad") is None
+        assert sorted([outcome[1].replay, outcome[2].replay]) == [False, True]
+        assert outcome[1].entries == outcome[2].entries
+        for i in range(3, 16):
+            assert not outcome[i].replay and outcome[i].entries[0].status == "created"
+            assert store.read("Patient", f"q{i}")["meta"]["versionId"] == "1"
+        assert [v["meta"]["versionId"] for v in store.history("Organization", "lab")] == ["1"]
+        assert store.ingestion_count() == 14  # 13 single messages + the duplicate once
+    finally:
+        store.close()
+
+
+def test_status_unknown_does_not_overwrite_a_known_status(db_url: str) -> None:
+    """A message that cannot say an encounter's status (a lab result for the
+    visit) gives ``unknown``: no information, so the status an admission gave stays."""
+    store = Store(db_url)
+    enc = {"resourceType": "Encounter", "id": "v1", "class": {"code": "IMP"},
+           "subject": {"reference": "Patient/p1"}}
+    try:
+        _ingest(store, "adt", [{**enc, "status": "in-progress"}])
+        r = _ingest(store, "oru", [{**enc, "status": "unknown", "period": {"start": "2024-03-01"}}])
+        current = store.read("Encounter", "v1")
+        assert current["status"] == "in-progress" and current["period"] == {"start": "2024-03-01"}
+        assert r.entries[0].status == "updated"
+        _ingest(store, "a03", [{**enc, "status": "finished"}])
+        assert store.read("Encounter", "v1")["status"] == "finished"
+        fresh = {**enc, "id": "v2", "status": "unknown"}
+        _ingest(store, "oru2", [fresh])
+        assert store.read("Encounter", "v2")["status"] == "unknown"  # nothing better known
+    finally:
+        store.close()

@@ -1,0 +1,253 @@
+"""HL7 v2 ingest by concurrency: where the gateway saturates (the knee),
+over MLLP and HTTP, on SQLite and PostgreSQL.
+
+For each database and transport it starts ``gateway serve --workers N`` on
+loopback and runs, for each concurrency level in turn, that many clients
+sending unique ORU^R01 messages (2 OBX) one after the other for a fixed
+time: MLLP clients wait for each ACK on their connection; HTTP clients post
+to ``POST /ingest`` on a keep-alive connection. The clients are lean
+(raw asyncio sockets, one process), so that they take as little of the
+machine's cores from the server as possible.
+
+Printed per level: acknowledged messages per second, latency p50/p95/p99
+(ms), refusals (503 / AE "busy" and 429), errors, and the server's CPU time
+per message (all its processes, from /proc). The knee is the lowest
+concurrency whose throughput is within 5 % of the best.
+
+Baseline, measured in the same run: ``pipeline.convert`` alone on the same
+messages in this process (one core, no storage, no network); the ratio
+"ingest / convert-only" says how much of one core's conversion capacity the
+whole path delivers.
+
+    .venv/bin/python bench/ingest.py [--seconds 8] [--workers 2] [--levels 1,4,8,16,32,64]
+        [--transports mllp,http] [--dbs sqlite,postgres] [--json OUT]
+
+No assertions; clients and servers share the machine's cores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from gateway.mllp import Frame, FrameDecoder, frame  # noqa: E402
+from tests.robustness.serving import Served, unique_message  # noqa: E402
+
+
+@dataclass
+class Level:
+    clients: int
+    latencies: list[float] = field(default_factory=list)
+    busy: int = 0
+    throttled: int = 0
+    errors: int = 0
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def _pct(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def mllp_client(port: int, tag: str, level: Level, deadline: float) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    decoder = FrameDecoder()
+    n = 0
+    try:
+        while time.monotonic() < deadline:
+            n += 1
+            start = time.perf_counter()
+            writer.write(frame(unique_message(tag, n)))
+            reply = None
+            while reply is None:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    raise ConnectionError("closed")
+                frames = [e.payload for e in decoder.feed(chunk) if isinstance(e, Frame)]
+                reply = frames[0] if frames else None
+            if b"MSA|AA|" in reply:
+                level.latencies.append((time.perf_counter() - start) * 1000)
+            elif b"busy" in reply:
+                level.busy += 1
+            else:
+                level.errors += 1
+    except OSError:
+        level.errors += 1
+    finally:
+        writer.close()
+
+
+async def http_client(port: int, token: str, tag: str, level: Level, deadline: float) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = (f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
+            "Content-Type: x-application/hl7-v2+er7\r\n").encode()
+    n = 0
+    try:
+        while time.monotonic() < deadline:
+            n += 1
+            body = unique_message(tag, n)
+            start = time.perf_counter()
+            writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
+            answer = await reader.readuntil(b"\r\n\r\n")
+            status = int(answer.split(b" ", 2)[1])
+            length = next(int(line.split(b":", 1)[1]) for line in answer.split(b"\r\n")
+                          if line.lower().startswith(b"content-length:"))
+            await reader.readexactly(length)
+            if status < 300:
+                level.latencies.append((time.perf_counter() - start) * 1000)
+            elif status == 503:
+                level.busy += 1
+                await asyncio.sleep(0.01)
+            elif status == 429:
+                level.throttled += 1
+            else:
+                level.errors += 1
+    except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
+        level.errors += 1
+    finally:
+        writer.close()
+
+
+def _cpu_seconds(server: Served) -> float:
+    """User + system CPU of the server process and its worker processes."""
+    if server.proc is None:
+        return 0.0
+    pids = [server.proc.pid]
+    children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children")
+    if children.exists():
+        pids += [int(x) for x in children.read_text().split()]
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def run_level(server: Served, transport: str, token: str, clients: int, seconds: float, run: int) -> Level:
+    level = Level(clients)
+
+    async def drive() -> None:
+        deadline = time.monotonic() + seconds
+        if transport == "mllp":
+            tasks = [mllp_client(server.mllp_port, f"K{run}M{c}X", level, deadline) for c in range(clients)]
+        else:
+            tasks = [http_client(server.port, token, f"K{run}H{c}X", level, deadline) for c in range(clients)]
+        await asyncio.gather(*tasks)
+
+    cpu0, t0 = _cpu_seconds(server), time.monotonic()
+    asyncio.run(drive())
+    level.seconds = time.monotonic() - t0
+    level.cpu_seconds = _cpu_seconds(server) - cpu0
+    return level
+
+
+def convert_only(seconds: float) -> float:
+    """Messages per second of pipeline.convert alone, one core, same messages."""
+    from gateway.ingest import warm_up
+    from gateway.pipeline import convert
+
+    warm_up()
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        convert(unique_message("BASE", n), "hl7v2")
+        n += 1
+    return n / (time.perf_counter() - start)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
+    ap.add_argument("--workers", type=int, default=2, help="gateway serve --workers")
+    ap.add_argument("--levels", default="1,4,8,16,32,64")
+    ap.add_argument("--transports", default="mllp,http")
+    ap.add_argument("--dbs", default="sqlite,postgres")
+    ap.add_argument("--json", help="also write the results as JSON here")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}")
+    baseline = convert_only(min(args.seconds, 5.0))
+    print(f"baseline: pipeline.convert alone, one core: {baseline:.0f} msg/s "
+          f"({1000 / baseline:.2f} ms per message)")
+    print(f"gateway serve --workers {args.workers}; {args.seconds:g} s per level; ORU^R01 with 2 OBX, "
+          "each message unique\n")
+    results: list[dict[str, object]] = []
+    pg = None
+    try:
+        for db_name in args.dbs.split(","):
+            db = None
+            if db_name == "postgres":
+                from tests.pgserver import PostgresServer
+
+                try:
+                    pg = PostgresServer()
+                    pg.start()
+                except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+                    print(f"(PostgreSQL not available: {exc})")
+                    continue
+            for transport in args.transports.split(","):
+                if db_name == "postgres":
+                    assert pg is not None
+                    db = pg.new_database(f"knee_{transport}")
+                home = Path(tempfile.mkdtemp(prefix="gw-knee-"))
+                server = Served(home, db, workers=args.workers, env={"GATEWAY_RATE_LIMIT": "0"})
+                try:
+                    server.start()
+                    token = server.token() if transport == "http" else ""
+                    print(f"{db_name} / {transport}")
+                    print(f"  {'clients':>7}{'msg/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
+                          f"{'busy':>7}{'429':>6}{'errors':>8}{'cpu ms/msg':>12}{'/convert':>10}")
+                    rows = []
+                    for i, clients in enumerate(levels):
+                        lv = run_level(server, transport, token, clients, args.seconds, i)
+                        done = len(lv.latencies)
+                        rate = done / lv.seconds if lv.seconds else 0.0
+                        row = {"clients": clients, "per_second": rate, "p50_ms": _pct(lv.latencies, 50),
+                               "p95_ms": _pct(lv.latencies, 95), "p99_ms": _pct(lv.latencies, 99),
+                               "busy": lv.busy, "throttled": lv.throttled, "errors": lv.errors,
+                               "cpu_ms_per_message": lv.cpu_seconds / done * 1000 if done else None,
+                               "ratio_to_convert_only": rate / baseline}
+                        rows.append(row)
+                        cpu = f"{row['cpu_ms_per_message']:.2f}" if done else "n/a"
+                        print(f"  {clients:>7}{rate:>9.0f}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}"
+                              f"{row['p99_ms']:>9.1f}{lv.busy:>7}{lv.throttled:>6}{lv.errors:>8}"
+                              f"{cpu:>12}{rate / baseline:>10.2f}")
+                    best = max(r["per_second"] for r in rows)  # type: ignore[type-var]
+                    knee = next(r for r in rows if r["per_second"] >= 0.95 * best)  # type: ignore[operator]
+                    print(f"  knee: {knee['clients']} clients, {knee['per_second']:.0f} msg/s, "
+                          f"p99 {knee['p99_ms']:.1f} ms\n")
+                    results.append({"db": db_name, "transport": transport, "workers": args.workers,
+                                    "rows": rows, "knee": knee})
+                finally:
+                    server.stop()
+                    shutil.rmtree(home, ignore_errors=True)
+    finally:
+        if pg is not None:
+            pg.stop()
+    if args.json:
+        Path(args.json).write_text(json.dumps({"baseline_convert_per_second": baseline,
+                                               "results": results}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
