@@ -22,7 +22,15 @@ from sqlalchemy.engine import Connection
 
 from .indexing import INDEX_COLUMNS
 
-__all__ = ["Sql", "Conflict"]
+__all__ = ["Sql", "Conflict", "COLUMNS"]
+
+# The tables the write path inserts into, and their columns in row order.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "resource": ("resource_type", "id", "version_id", "last_updated", "content"),
+    "resource_version": ("resource_type", "id", "version_id", "last_updated", "content"),
+    "search_index": ("resource_type", "id", *INDEX_COLUMNS),
+    "ingestion": ("id", "source_format", "sender", "control_id", "message_type", "received_at", "result"),
+}
 
 
 class Conflict(Exception):
@@ -37,21 +45,24 @@ class Sql:
         self.p = p = "?" if dialect == "sqlite" else "%s"
         self.retryable: tuple[type[BaseException], ...] = (
             Conflict, dbapi.IntegrityError, dbapi.OperationalError)
-        self.insert_ingestion = (
-            "INSERT INTO ingestion (id, source_format, sender, control_id, message_type, received_at, "
-            f"result) VALUES ({p}, {p}, {p}, {p}, {p}, {p}, {p})")
-        self.insert_resource = (
-            "INSERT INTO resource (resource_type, id, version_id, last_updated, content) "
-            f"VALUES ({p}, {p}, {p}, {p}, {p})")
+        self.copy = dialect == "postgresql"  # bulk rows by COPY, else executemany
         self.update_resource = (
             f"UPDATE resource SET version_id = {p}, last_updated = {p}, content = {p} "
             f"WHERE resource_type = {p} AND id = {p} AND version_id = {p}")
-        self.insert_version = (
-            "INSERT INTO resource_version (resource_type, id, version_id, last_updated, content) "
-            f"VALUES ({p}, {p}, {p}, {p}, {p})")
-        columns = ", ".join(INDEX_COLUMNS)
-        marks = ", ".join([p] * (len(INDEX_COLUMNS) + 2))
-        self.insert_index = f"INSERT INTO search_index (resource_type, id, {columns}) VALUES ({marks})"
+
+    def insert(self, cur: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        """Insert ``rows`` (values in the order of ``COLUMNS[table]``) in one go:
+        COPY on PostgreSQL (row-by-row statements cost tens of microseconds of
+        client time each there), executemany on SQLite (a loop in C)."""
+        if not rows:
+            return
+        columns = ", ".join(COLUMNS[table])
+        if self.copy:
+            with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            cur.executemany(_insert(self.p, table, columns, len(COLUMNS[table])), rows)
 
     @staticmethod
     def cursor(conn: Connection) -> Any:
@@ -108,6 +119,11 @@ def _select_existing(p: str, shape: tuple[int, ...]) -> str:
 @lru_cache(maxsize=512)
 def _delete_index(p: str, shape: tuple[int, ...]) -> str:
     return f"DELETE FROM search_index WHERE {_keys_where(p, shape)}"
+
+
+@lru_cache(maxsize=16)
+def _insert(p: str, table: str, columns: str, n: int) -> str:
+    return f"INSERT INTO {table} ({columns}) VALUES ({', '.join([p] * n)})"
 
 
 @lru_cache(maxsize=128)

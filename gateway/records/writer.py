@@ -195,16 +195,12 @@ class Writer:
             cur.execute(sql.update_resource, params)
             if cur.rowcount != 1:
                 raise Conflict(f"{params[3]}/{params[4]} changed by another writer")
-        if inserts:
-            cur.executemany(sql.insert_resource, inserts)
-        if versions:
-            cur.executemany(sql.insert_version, versions)
+        sql.insert(cur, "resource", inserts)
+        sql.insert(cur, "resource_version", versions)
         if reindex:
             sql.delete_index(cur, reindex)
-        if rows:
-            cur.executemany(sql.insert_index, rows)
-        if self._ingestions:
-            cur.executemany(sql.insert_ingestion, self._ingestions)
+        sql.insert(cur, "search_index", rows)
+        sql.insert(cur, "ingestion", self._ingestions)
 
 
 def _identifiers(patient: dict[str, Any]) -> set[tuple[str | None, str | None]]:
