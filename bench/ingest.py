@@ -43,7 +43,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.mllp import Frame, FrameDecoder, frame  # noqa: E402
+from _clients import cpu_seconds, http_ingester, mllp_sender, percentile as _pct  # noqa: E402
+
 from tests.robustness.serving import Served, unique_message  # noqa: E402
 
 
@@ -58,106 +59,32 @@ class Level:
     cpu_seconds: float = 0.0
 
 
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-async def mllp_client(port: int, tag: str, level: Level, deadline: float) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    decoder = FrameDecoder()
-    n = 0
-    try:
-        while time.monotonic() < deadline:
-            n += 1
-            start = time.perf_counter()
-            writer.write(frame(unique_message(tag, n)))
-            reply = None
-            while reply is None:
-                chunk = await reader.read(65536)
-                if not chunk:
-                    raise ConnectionError("closed")
-                frames = [e.payload for e in decoder.feed(chunk) if isinstance(e, Frame)]
-                reply = frames[0] if frames else None
-            if b"MSA|AA|" in reply:
-                level.latencies.append((time.perf_counter() - start) * 1000)
-            elif b"busy" in reply:
-                level.busy += 1
-            else:
-                level.errors += 1
-    except OSError:
-        level.errors += 1
-    finally:
-        writer.close()
-
-
-async def http_client(port: int, token: str, tag: str, level: Level, deadline: float) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    head = (f"POST /ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n"
-            "Content-Type: x-application/hl7-v2+er7\r\n").encode()
-    n = 0
-    try:
-        while time.monotonic() < deadline:
-            n += 1
-            body = unique_message(tag, n)
-            start = time.perf_counter()
-            writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
-            answer = await reader.readuntil(b"\r\n\r\n")
-            status = int(answer.split(b" ", 2)[1])
-            length = next(int(line.split(b":", 1)[1]) for line in answer.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
-            await reader.readexactly(length)
-            if status < 300:
-                level.latencies.append((time.perf_counter() - start) * 1000)
-            elif status == 503:
-                level.busy += 1
-                await asyncio.sleep(0.01)
-            elif status == 429:
-                level.throttled += 1
-            else:
-                level.errors += 1
-    except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
-        level.errors += 1
-    finally:
-        writer.close()
-
-
-def _cpu_seconds(server: Served) -> float:
-    """User + system CPU of the server process and its worker processes."""
-    if server.proc is None:
-        return 0.0
-    pids = [server.proc.pid]
-    children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children")
-    if children.exists():
-        pids += [int(x) for x in children.read_text().split()]
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
-
-
 def run_level(server: Served, transport: str, token: str, clients: int, seconds: float, run: int) -> Level:
     level = Level(clients)
+
+    def record(outcome: str, ms: float) -> None:
+        if outcome == "ok":
+            level.latencies.append(ms)
+        elif outcome == "busy":
+            level.busy += 1
+        elif outcome == "throttled":
+            level.throttled += 1
+        else:
+            level.errors += 1
 
     async def drive() -> None:
         deadline = time.monotonic() + seconds
         if transport == "mllp":
-            tasks = [mllp_client(server.mllp_port, f"K{run}M{c}X", level, deadline) for c in range(clients)]
+            tasks = [mllp_sender(server.mllp_port, f"K{run}M{c}X", deadline, record) for c in range(clients)]
         else:
-            tasks = [http_client(server.port, token, f"K{run}H{c}X", level, deadline) for c in range(clients)]
+            tasks = [http_ingester(server.port, token, f"K{run}H{c}X", deadline, record)
+                     for c in range(clients)]
         await asyncio.gather(*tasks)
 
-    cpu0, t0 = _cpu_seconds(server), time.monotonic()
+    cpu0, t0 = cpu_seconds([server]), time.monotonic()
     asyncio.run(drive())
     level.seconds = time.monotonic() - t0
-    level.cpu_seconds = _cpu_seconds(server) - cpu0
+    level.cpu_seconds = cpu_seconds([server]) - cpu0
     return level
 
 

@@ -44,7 +44,8 @@ sys.path.insert(0, str(ROOT))
 
 import httpx
 
-from gateway.mllp import Frame, FrameDecoder, frame
+from _clients import mllp_sender, percentile, rss_mb
+
 from tests.robustness.serving import Served, unique_message
 
 MIX = {"ingest": 4, "search-patient": 2, "search-observation": 2, "summary": 1}
@@ -66,11 +67,7 @@ class Stats:
         bucket[kind] = bucket.get(kind, 0) + 1
 
 
-def _pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+_pct = percentile
 
 
 async def http_client(base: str, token: str, tag: str, patients: list[tuple[str, str]], stats: Stats,
@@ -105,46 +102,13 @@ async def http_client(base: str, token: str, tag: str, patients: list[tuple[str,
 
 
 async def mllp_client(port: int, tag: str, stats: Stats, deadline: float) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    decoder = FrameDecoder()
-    n = 0
-    try:
-        while time.monotonic() < deadline:
-            n += 1
-            start = time.perf_counter()
-            writer.write(frame(unique_message(tag, n)))
-            await writer.drain()
-            reply = None
-            while reply is None:
-                chunk = await reader.read(65536)
-                if not chunk:
-                    raise ConnectionError("closed")
-                frames = [e.payload for e in decoder.feed(chunk) if isinstance(e, Frame)]
-                reply = frames[0] if frames else None
-            if b"MSA|AA|" in reply:
-                stats.ok("mllp-ingest", time.perf_counter() - start)
-            else:
-                stats.failed("mllp-ingest", 503 if b"busy" in reply else None)
-    except OSError:
-        stats.failed("mllp-ingest", None)
-    finally:
-        writer.close()
+    def record(outcome: str, ms: float) -> None:
+        if outcome == "ok":
+            stats.ok("mllp-ingest", ms / 1000)
+        else:
+            stats.failed("mllp-ingest", 503 if outcome == "busy" else None)
 
-
-def rss_mb(servers: list[Served]) -> float:
-    """Resident memory of the servers and their worker processes (Linux /proc)."""
-    total = 0
-    for server in servers:
-        pids = [server.proc.pid] if server.proc is not None else []
-        children = Path(f"/proc/{pids[0]}/task/{pids[0]}/children") if pids else None
-        if children is not None and children.exists():
-            pids += [int(x) for x in children.read_text().split()]
-        for pid in pids:
-            status = Path(f"/proc/{pid}/status")
-            if status.exists():
-                line = next((ln for ln in status.read_text().splitlines() if ln.startswith("VmRSS:")), "")
-                total += int(line.split()[1]) if line else 0
-    return total / 1024
+    await mllp_sender(port, tag, deadline, record)
 
 
 def preload(servers: list[Served], token: str) -> list[tuple[str, str]]:
