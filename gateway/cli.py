@@ -83,6 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     who.add_argument("--patient", metavar="ID", help="a citizen: patient/*.rs on Patient/ID")
     who.add_argument("--practitioner", metavar="ID", help="a clinician: user/*.rs")
     p.add_argument("--scope", help="scopes instead of the default for the role")
+    p.add_argument("--point-of-care", metavar="ID",
+                   help="the caller's healthcare facility (claim extensions.ihe_iua."
+                        "subject_organization_id; rate thresholds count per point of care too)")
     p.add_argument("--minutes", type=int, default=60, help="lifetime (default 60)")
     _add_home(p)
 
@@ -408,7 +411,8 @@ def cmd_token(args: argparse.Namespace) -> int:
         scope, subject, kw = (args.scope or "user/*.rs", f"clinician-{args.practitioner}",
                               {"practitioner": args.practitioner})
     try:
-        token = mint(config, scope=scope, subject=subject, minutes=args.minutes, **kw)
+        token = mint(config, scope=scope, subject=subject, minutes=args.minutes,
+                     point_of_care=args.point_of_care, **kw)
     except ValueError as exc:
         print(f"gateway: {exc}", file=sys.stderr)
         return EXIT_REFUSED

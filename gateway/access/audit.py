@@ -1,6 +1,7 @@
 """AuditEvents for every access, after IHE Basic Audit Log Patterns (BALP):
 one AuditEvent per patient concerned, naming who (client id, user), what
-(the resources or the query), when, the outcome and the request id. Stored
+(the resources or the query), when, the outcome and the request id (and
+the caller's point of care, when its token names one). Stored
 in the record, so a citizen can list who looked at their data. Nothing of
 the accessed data goes into the application log.
 """
@@ -37,6 +38,14 @@ def audit_event(caller: Caller | None, interaction: str, *, patient: str | None,
         agent["altId"] = caller.subject
     if client_address:
         agent["network"] = {"address": client_address, "type": "2"}
+    agents = [agent]
+    if caller and caller.point_of_care:  # the facility, searchable as AuditEvent?agent=
+        agents.append({
+            "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-RoleClass",
+                                 "code": "PROV", "display": "healthcare provider"}]},
+            "who": {"type": "Organization", "identifier": {"value": caller.point_of_care}},
+            "requestor": False,
+        })
     entities: list[dict[str, Any]] = []
     if patient:
         entities.append({
@@ -76,7 +85,7 @@ def audit_event(caller: Caller | None, interaction: str, *, patient: str | None,
         "action": _ACTION.get(interaction, "E"),
         "recorded": now,
         "outcome": _OUTCOME[outcome],
-        "agent": [agent],
+        "agent": agents,
         "source": {"observer": {"display": "gateway"},
                    "type": [{"system": "http://terminology.hl7.org/CodeSystem/security-source-type",
                              "code": "4", "display": "Application Server"}]},

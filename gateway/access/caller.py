@@ -54,6 +54,7 @@ class Caller:
     token_id: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
     related_person: str | None = None  # a citizen's trusted contact (fhirUser = RelatedPerson/...)
+    point_of_care: str | None = None  # the caller's healthcare facility (IUA subject_organization_id)
 
     @property
     def kind(self) -> str:

@@ -5,11 +5,17 @@ A citizen's token never reveals another citizen's data: a resource outside
 the caller's compartment answers exactly like one that does not exist (404),
 searches are confined to the compartment, and includes and reverse includes
 only ever add resources the caller may see.
+
+Reads are also where the patients of a request become known: before they
+are audited, the per-patient thresholds of the request being served
+(:data:`READ_LIMITS`, set by ``gateway.api.limits``) may refuse them.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any
 
 from ..errors import Issue, NotFound
@@ -19,9 +25,16 @@ from .audit import audit_event
 from .caller import Caller
 from .shares import Grants, ShareService
 
-__all__ = ["RecordAccess", "COMPARTMENT_TYPES"]
+__all__ = ["COMPARTMENT_TYPES", "READ_LIMITS", "RecordAccess"]
 
 COMPARTMENT_TYPES = frozenset(PATIENT_REFS) | {"Patient", "Provenance", "AuditEvent"}
+_READS = frozenset({"read", "vread", "history-instance", "search-type", "operation"})
+
+# The per-patient read thresholds of the request being served:
+# check(access, interaction, patients, query) raises (429) to refuse.
+# None outside an HTTP request (command line, MLLP) or with limits off.
+READ_LIMITS: ContextVar[Callable[[RecordAccess, str, set[str], str | None], None] | None] = \
+    ContextVar("read_limits", default=None)
 
 
 class RecordAccess:
@@ -34,6 +47,7 @@ class RecordAccess:
         self._patients: set[str] | None = None
         self._grants: Grants | None = None  # a clinician's active shares
         self._pending: list[dict[str, Any]] = []
+        self._admitted: set[str] = set()  # patients the read thresholds let through
 
     # ------------------------------------------------------------------ compartment
     def patients(self) -> set[str] | None:
@@ -107,16 +121,26 @@ class RecordAccess:
             by_patient.setdefault(p, [])
         if not by_patient:
             by_patient[None] = []
+        if interaction in _READS:
+            check = READ_LIMITS.get()
+            fresh = {p for p in by_patient if p} - self._admitted  # each patient once a request
+            if check is not None and fresh:
+                check(self, interaction, fresh, query)
+                self._admitted |= fresh
         for patient, refs in by_patient.items():
-            event = audit_event(
-                self.caller, interaction, patient=patient, what=refs[:50],
-                request_id=self.request_id, outcome=outcome, query=query,
-                client_address=self.client_address)
-            if self.caller.practitioner:  # the clinician is the agent the citizen sees
-                event["agent"][0]["who"]["reference"] = f"Practitioner/{self.caller.practitioner}"
-            elif self.caller.related_person:  # so is the trusted contact
-                event["agent"][0]["who"]["reference"] = f"RelatedPerson/{self.caller.related_person}"
-            self._pending.append(event)
+            self._pending.append(self.event(interaction, patient, refs[:50], outcome=outcome, query=query))
+
+    def event(self, interaction: str, patient: str | None, refs: list[str], *, outcome: str = "success",
+              query: str | None = None, description: str | None = None) -> dict[str, Any]:
+        """One AuditEvent of this caller's request (not stored)."""
+        event = audit_event(
+            self.caller, interaction, patient=patient, what=refs, request_id=self.request_id,
+            outcome=outcome, query=query, client_address=self.client_address, description=description)
+        if self.caller.practitioner:  # the clinician is the agent the citizen sees
+            event["agent"][0]["who"]["reference"] = f"Practitioner/{self.caller.practitioner}"
+        elif self.caller.related_person:  # so is the trusted contact
+            event["agent"][0]["who"]["reference"] = f"RelatedPerson/{self.caller.related_person}"
+        return event
 
     def flush(self) -> None:
         if self._pending:

@@ -12,6 +12,12 @@ the issuer ``urn:gateway:demo:<key thumbprint>``: two demo homes never trust
 each other's tokens. Only asymmetric algorithms are accepted (ES256/384,
 RS256/384/512, PS256, EdDSA): ``none`` and HMAC are refused, as are another
 issuer, another audience, and an expired or not-yet-valid token.
+
+The point of care a caller works at (its healthcare facility or
+organisation; the gateway's rate thresholds count per point of care too) is
+the IHE IUA claim ``extensions.ihe_iua.subject_organization_id``, the JWT
+counterpart of the XUA attribute ``urn:oasis:names:tc:xspa:1.0:subject:organization-id``
+of eHDSI SAML assertions. A token without it is counted by its client alone.
 """
 
 from __future__ import annotations
@@ -134,6 +140,7 @@ def verify(config: AuthConfig, token: str) -> Caller:
         raise refuse("scope must be a string")
     patient = claims.get("patient")
     practitioner = claims.get("fhirUser", "")
+    point_of_care = _point_of_care(claims)
     caller = Caller(
         client_id=str(claims.get("client_id") or claims.get("azp") or claims.get("sub", "")),
         subject=str(claims.get("sub", "")),
@@ -145,6 +152,7 @@ def verify(config: AuthConfig, token: str) -> Caller:
         token_id=str(claims.get("jti")) if claims.get("jti") else None,
         related_person=practitioner.split("/", 1)[1] if isinstance(practitioner, str)
         and practitioner.startswith("RelatedPerson/") else None,
+        point_of_care=point_of_care,
     )
     if len(config.verified) >= 4096:
         config.verified.clear()
@@ -154,9 +162,22 @@ def verify(config: AuthConfig, token: str) -> Caller:
     return caller
 
 
+def _point_of_care(claims: dict[str, Any]) -> str | None:
+    """The IUA ``subject_organization_id``, if the token names one (a short string)."""
+    extensions = claims.get("extensions")
+    iua = extensions.get("ihe_iua") if isinstance(extensions, dict) else None
+    value = iua.get("subject_organization_id") if isinstance(iua, dict) else None
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 0 < len(value.strip()) <= 256:
+        raise Unauthorized("invalid token", [Issue(
+            "error", "login", "extensions.ihe_iua.subject_organization_id must be a short string")])
+    return value.strip()
+
+
 def mint(config: AuthConfig, *, scope: str, subject: str, patient: str | None = None,
          practitioner: str | None = None, minutes: int = 60, client_id: str = "gateway-dev",
-         related_person: str | None = None) -> str:
+         related_person: str | None = None, point_of_care: str | None = None) -> str:
     """A development token signed with the demo key."""
     from joserfc import jwt
 
@@ -172,5 +193,7 @@ def mint(config: AuthConfig, *, scope: str, subject: str, patient: str | None = 
         claims["fhirUser"] = f"Practitioner/{practitioner}"
     elif related_person:
         claims["fhirUser"] = f"RelatedPerson/{related_person}"
+    if point_of_care:
+        claims["extensions"] = {"ihe_iua": {"subject_organization_id": point_of_care}}
     header = {"alg": "ES256", "kid": config.signing_key.thumbprint(), "typ": "JWT"}
     return jwt.encode(header, claims, config.signing_key)

@@ -13,6 +13,23 @@
   issuer and ``client_id``; the peer address for the open routes). When a
   client runs dry it gets 429 with ``Retry-After``, and the first refusal of
   a run of refusals is recorded as an AuditEvent.
+- **Per point of care** (same dependency): a token bucket per healthcare
+  facility (the token's IUA ``subject_organization_id``), shared by all its
+  clients and users, so that a facility cannot exceed its threshold by
+  spreading requests; a caller without one is counted by its client only.
+- **Per patient** (:class:`PatientLimiter`, consulted by
+  :class:`gateway.access.RecordAccess` before it audits a read, search or
+  operation, through ``READ_LIMITS`` set by the same dependency): a token
+  bucket per patient, shared by every caller, bounds how often one record
+  is read (a record being scraped); and one person reading in user context
+  (a clinician, a trusted contact) may read the records of at most
+  ``distinct_patients`` different patients in a sliding window of
+  ``distinct_patients_window`` seconds (browsing many records). A citizen
+  reading their own record and system clients (ingestion, bulk export,
+  national services: population-level by design) are not counted for
+  distinct patients. A refusal is a 429 with ``Retry-After`` naming the
+  threshold; the first refusal of a run is audited once per patient
+  concerned, so that the citizen sees it in their access log.
 - **In-flight ingestion** (``app.state.ingest_slots``, a bounded semaphore
   shared by HTTP ``/ingest`` and the MLLP listener of the same process):
   when every slot is taken, HTTP answers 503 with ``Retry-After`` and MLLP an
@@ -25,8 +42,11 @@
   connections idle for ``mllp_idle_timeout`` seconds.
 
 Every number comes from :class:`Limits`; :meth:`Limits.from_env` reads the
-``GATEWAY_*`` variables listed in ``ENVIRONMENT``. Limits hold per process:
-with ``--workers N`` each worker has its own buckets and slots.
+``GATEWAY_*`` variables listed in ``ENVIRONMENT``; ``GATEWAY_RATE_LIMIT=0``
+turns every rate threshold off (client, point of care, patient). Limits hold
+per process: with ``--workers N`` each worker has its own buckets, windows
+and slots. Their memory is bounded (``MAX_KEYS`` buckets, ``MAX_PEOPLE``
+windows): under pressure the idle ones are forgotten first.
 """
 
 from __future__ import annotations
@@ -40,13 +60,15 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, fields
 from typing import Any, cast
 
 import orjson
 from fastapi import FastAPI, Request
 
+from ..access.caller import Caller
+from ..access.record import READ_LIMITS, RecordAccess
 from ..errors import GatewayError, Issue, IssueCode, PayloadTooLarge, RejectedInput
 from ..fhir.jsonio import dumps
 from ..fhir.outcome import operation_outcome
@@ -55,7 +77,9 @@ __all__ = [
     "ENVIRONMENT",
     "BodyGuard",
     "Limits",
+    "PatientLimiter",
     "RateLimiter",
+    "RateLimits",
     "RequestTimeout",
     "ServiceBusy",
     "TooManyRequests",
@@ -82,8 +106,14 @@ class Limits:
 
     json_max_depth: int = 64
     json_max_fields: int = 500_000
-    rate_per_second: float = 200.0  # per client and process; 0 turns rate limiting off
+    rate_per_second: float = 200.0  # per client and process; 0 turns every rate threshold off
     rate_burst: int = 2_000
+    care_rate_per_second: float = 1_000.0  # per point of care (all its clients); 0: off
+    care_rate_burst: int = 10_000
+    patient_rate_per_second: float = 1.0  # reads of one patient's record, all callers; 0: off
+    patient_rate_burst: int = 300
+    distinct_patients: int = 100  # patients one person may read in the window; 0: off
+    distinct_patients_window: int = 3_600  # seconds
     max_inflight_ingest: int = 64
     retry_after_seconds: int = 1
     http_header_timeout: float = 10.0
@@ -108,7 +138,7 @@ class Limits:
                 value = kind(raw)
             except ValueError:
                 raise ValueError(f"{name}={raw!r}: expected a number") from None
-            if value < 0 or (value == 0 and f.name != "rate_per_second"):
+            if value < 0 or (value == 0 and f.name not in _MAY_BE_OFF):
                 raise ValueError(f"{name}={raw!r}: must be positive")
             values[f.name] = value
         return cls(**values)
@@ -119,6 +149,12 @@ ENVIRONMENT: dict[str, str] = {
     "json_max_fields": "GATEWAY_JSON_MAX_FIELDS",
     "rate_per_second": "GATEWAY_RATE_LIMIT",
     "rate_burst": "GATEWAY_RATE_BURST",
+    "care_rate_per_second": "GATEWAY_CARE_RATE_LIMIT",
+    "care_rate_burst": "GATEWAY_CARE_RATE_BURST",
+    "patient_rate_per_second": "GATEWAY_PATIENT_RATE_LIMIT",
+    "patient_rate_burst": "GATEWAY_PATIENT_RATE_BURST",
+    "distinct_patients": "GATEWAY_DISTINCT_PATIENTS",
+    "distinct_patients_window": "GATEWAY_DISTINCT_PATIENTS_WINDOW",
     "max_inflight_ingest": "GATEWAY_MAX_INFLIGHT",
     "retry_after_seconds": "GATEWAY_RETRY_AFTER",
     "http_header_timeout": "GATEWAY_HTTP_HEADER_TIMEOUT",
@@ -128,6 +164,8 @@ ENVIRONMENT: dict[str, str] = {
     "http_max_connections": "GATEWAY_HTTP_MAX_CONNECTIONS",
     "mllp_idle_timeout": "GATEWAY_MLLP_IDLE_TIMEOUT",
 }
+_MAY_BE_OFF = frozenset({"rate_per_second", "care_rate_per_second", "patient_rate_per_second",
+                         "distinct_patients"})
 
 
 # --------------------------------------------------------------------------- errors
@@ -301,23 +339,46 @@ class RateLimiter:
         self._buckets: dict[str, _Bucket] = {}
         self._lock = threading.Lock()
 
+    def _bucket(self, key: str, now: float, make_room: bool = True) -> _Bucket:
+        """``key``'s bucket, refilled up to ``now`` (lock held)."""
+        bucket = self._buckets.get(key)
+        if bucket is None:
+            if make_room and len(self._buckets) >= self.MAX_KEYS:
+                self._forget_full(now)
+            bucket = self._buckets[key] = _Bucket(float(self.burst), now)
+        bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.stamp) * self.rate)
+        bucket.stamp = now
+        return bucket
+
+    def _refuse(self, bucket: _Bucket) -> Verdict:
+        first = not bucket.refusing
+        bucket.refusing = True
+        return Verdict(False, math.ceil((1.0 - bucket.tokens) / self.rate), first)
+
     def take(self, key: str) -> Verdict:
         now = self._clock()
         with self._lock:
-            bucket = self._buckets.get(key)
-            if bucket is None:
-                if len(self._buckets) >= self.MAX_KEYS:
-                    self._forget_full(now)
-                bucket = self._buckets[key] = _Bucket(float(self.burst), now)
-            bucket.tokens = min(float(self.burst), bucket.tokens + (now - bucket.stamp) * self.rate)
-            bucket.stamp = now
+            bucket = self._bucket(key, now)
             if bucket.tokens >= 1.0:
                 bucket.tokens -= 1.0
                 bucket.refusing = False
                 return Verdict(True)
-            first = not bucket.refusing
-            bucket.refusing = True
-            return Verdict(False, math.ceil((1.0 - bucket.tokens) / self.rate), first)
+            return self._refuse(bucket)
+
+    def take_all(self, keys: Collection[str]) -> dict[str, Verdict]:
+        """A token from the bucket of every key, or from none: the refusals
+        (empty when every bucket had a token)."""
+        now = self._clock()
+        with self._lock:
+            if len(self._buckets) + len(keys) > self.MAX_KEYS:
+                self._forget_full(now)  # first: the buckets made below must not be forgotten
+            buckets = [(key, self._bucket(key, now, make_room=False)) for key in keys]
+            refused = {key: self._refuse(b) for key, b in buckets if b.tokens < 1.0}
+            if not refused:
+                for _, bucket in buckets:
+                    bucket.tokens -= 1.0
+                    bucket.refusing = False
+            return refused
 
     def _forget_full(self, now: float) -> None:
         full = [k for k, b in self._buckets.items()
@@ -326,21 +387,179 @@ class RateLimiter:
             del self._buckets[k]
 
 
+@dataclass(slots=True)
+class _Browsing:
+    seen: dict[str, float]  # patient -> when last read
+    audited: set[str]  # patients whose refusal in the current run is audited
+    last: float = -math.inf  # the latest read let through
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Why a read is refused: the threshold (text), when to come back, and
+    the patients whose refusal starts a run (one AuditEvent each)."""
+
+    text: str
+    retry_after: int
+    audit: tuple[str, ...]
+
+
+class PatientLimiter:
+    """The per-patient thresholds: a token bucket per patient (reads of one
+    record by every caller), and per person the distinct patients read in a
+    sliding window. :meth:`check` is what :data:`READ_LIMITS` holds."""
+
+    MAX_PEOPLE = 10_000
+    MAX_AUDITED = 1_000  # refused patients remembered per person and run
+
+    def __init__(self, limits: Limits, clock: Callable[[], float] = time.monotonic) -> None:
+        self.limits = limits
+        self.reads = (RateLimiter(limits.patient_rate_per_second, limits.patient_rate_burst, clock)
+                      if limits.patient_rate_per_second > 0 else None)
+        self.distinct = limits.distinct_patients
+        self.window = float(limits.distinct_patients_window)
+        self._clock = clock
+        self._people: dict[str, _Browsing] = {}
+        self._lock = threading.Lock()
+
+    def admit(self, person: str | None, patients: Collection[str]) -> Refusal | None:
+        """Count a read of ``patients`` by ``person`` (None: a caller whose
+        distinct patients are not counted), or the refusal, counting nothing."""
+        with self._lock:
+            now = self._clock()
+            browsing = None
+            if person is not None and self.distinct > 0:
+                browsing = self._browsing(person, now)
+                refusal = self._too_many(person, browsing, patients, now)
+                if refusal is not None:
+                    return refusal
+            if self.reads is not None:
+                refused = self.reads.take_all(patients)
+                if refused:
+                    names = sorted(refused)
+                    listed = ", ".join(f"Patient/{p}" for p in names[:3])
+                    more = f" and {len(names) - 3} more" if len(names) > 3 else ""
+                    return Refusal(
+                        f"per-patient threshold: the record of {listed}{more} may be read "
+                        f"{self.reads.burst} times in a burst, then {self.reads.rate:g} times a "
+                        f"second, by all clients together",
+                        max(v.retry_after for v in refused.values()),
+                        tuple(p for p in names if refused[p].first_refusal))
+            if browsing is not None:
+                if any(p not in browsing.seen for p in patients):
+                    browsing.audited.clear()  # a new patient was let through: the run is over
+                for p in patients:
+                    browsing.seen[p] = now
+                browsing.last = now
+            return None
+
+    def _browsing(self, person: str, now: float) -> _Browsing:
+        browsing = self._people.get(person)
+        if browsing is None:
+            if len(self._people) >= self.MAX_PEOPLE:
+                cutoff = now - self.window
+                idle = [k for k, b in self._people.items() if b.last <= cutoff]
+                for k in idle or list(self._people)[: self.MAX_PEOPLE // 2]:
+                    del self._people[k]
+            browsing = self._people[person] = _Browsing({}, set())
+        return browsing
+
+    def _too_many(self, person: str, browsing: _Browsing, patients: Collection[str],
+                  now: float) -> Refusal | None:
+        seen = browsing.seen
+        new = [p for p in patients if p not in seen]
+        if not new or len(seen) + len(new) <= self.distinct:
+            return None
+        cutoff = now - self.window  # only now is it worth dropping who left the window
+        for p in [p for p, t in seen.items() if t <= cutoff]:
+            del seen[p]
+        new = [p for p in patients if p not in seen]
+        excess = len(seen) + len(new) - self.distinct
+        if excess <= 0:
+            return None
+        times = sorted(seen.values())
+        wait = times[excess - 1] + self.window - now if excess <= len(times) else self.window
+        first = tuple(p for p in sorted(new) if p not in browsing.audited)
+        if len(browsing.audited) < self.MAX_AUDITED:
+            browsing.audited.update(first)
+        who = person.split(" ", 1)[-1]  # the key is "<issuer> <user>"
+        return Refusal(f"distinct-patient threshold: {who} may read the records of at most "
+                       f"{self.distinct} different patients within {self.window:g} seconds",
+                       max(1, math.ceil(wait)), first)
+
+    def check(self, access: RecordAccess, interaction: str, patients: set[str], query: str | None) -> None:
+        """Let ``access`` read ``patients``, or refuse the request (429); the
+        first refusal of a run is audited for each patient concerned."""
+        refusal = self.admit(_person(access.caller), patients)
+        if refusal is None:
+            return
+        if refusal.audit:
+            events = [access.event(interaction, p, [], outcome="minor", query=query, description=refusal.text)
+                      for p in refusal.audit]
+            try:
+                access.store.write(events)
+            except Exception:  # the refusal stands; the log says why it is not audited
+                logger.exception("could not store the AuditEvents of a per-patient refusal")
+        raise TooManyRequests("rate limit exceeded", [Issue("error", _code("throttled"),
+                                                            f"{refusal.text}; retry later")],
+                              refusal.retry_after)
+
+
+def _person(caller: Caller) -> str | None:
+    """Whose distinct patients are counted: a person reading in user context
+    (a clinician, a citizen's trusted contact), by issuer and user. Not a
+    citizen reading their own record, nor a system client."""
+    if caller.kind != "user":
+        return None
+    who = (f"Practitioner/{caller.practitioner}" if caller.practitioner
+           else f"RelatedPerson/{caller.related_person}" if caller.related_person
+           else caller.subject or caller.client_id)
+    return f"{caller.issuer} {who}"
+
+
+@dataclass(slots=True)
+class RateLimits:
+    """The rate thresholds of one app (``app.state.rate_limits``; None: off),
+    in one place so that the per-request path looks them up once."""
+
+    client: RateLimiter | None = None
+    care: RateLimiter | None = None
+    patients: PatientLimiter | None = None
+
+
+_OFF = RateLimits()
+
+
 async def rate_limit(request: Request) -> None:
     """App-wide dependency (after authentication): 429 when the caller's
-    bucket is empty; the first refusal of a run is audited."""
-    limiter: RateLimiter | None = getattr(request.app.state, "rate_limiter", None)
+    bucket, or its point of care's, is empty; the first refusal of a run is
+    audited. Hands the per-patient thresholds to the request's record reads."""
+    rates: RateLimits = getattr(request.app.state, "rate_limits", _OFF)
+    READ_LIMITS.set(rates.patients.check if rates.patients is not None else None)
+    limiter = rates.client
     if limiter is None:
         return
-    caller = getattr(request.state, "caller", None)
+    caller: Caller | None = getattr(request.state, "caller", None)
     address = request.client.host if request.client else "unknown"
     key = f"client {caller.issuer} {caller.client_id}" if caller is not None else f"address {address}"
     verdict = limiter.take(key)
-    if verdict.allowed:
-        return
-    who = caller.client_id if caller is not None else address
-    text = (f"client {who!r} exceeded its rate limit of {limiter.rate:g} requests a second "
-            f"(burst {limiter.burst})")
+    if not verdict.allowed:
+        who = caller.client_id if caller is not None else address
+        await _refuse(request, caller, address, verdict,
+                      f"client {who!r} exceeded its rate limit of {limiter.rate:g} requests a second "
+                      f"(burst {limiter.burst})")
+    care = rates.care
+    if care is not None and caller is not None and caller.point_of_care:
+        verdict = care.take(f"care {caller.issuer} {caller.point_of_care}")
+        if not verdict.allowed:
+            await _refuse(request, caller, address, verdict,
+                          f"point of care {caller.point_of_care!r} exceeded its rate limit of "
+                          f"{care.rate:g} requests a second (burst {care.burst}), all its clients together")
+
+
+async def _refuse(request: Request, caller: Caller | None, address: str, verdict: Verdict,
+                  text: str) -> None:
+    """Raise the 429; audit it first if it starts a run of refusals."""
     if verdict.first_refusal:
         from ..access.audit import audit_event
 
@@ -380,12 +599,19 @@ def ingest_slot(request: Request) -> Iterator[None]:
 
 
 def install_limits(app: FastAPI, max_body_bytes: int, limits: Limits | None = None) -> Limits:
-    """Put the limits on ``app``: body guard, rate limiter, ingestion slots."""
+    """Put the limits on ``app``: body guard, rate limiters, ingestion slots."""
     chosen = limits or Limits.from_env()
     app.state.limits = chosen
     app.state.ingest_slots = threading.BoundedSemaphore(chosen.max_inflight_ingest)
-    app.state.rate_limiter = (RateLimiter(chosen.rate_per_second, chosen.rate_burst)
-                              if chosen.rate_per_second > 0 else None)
+    if chosen.rate_per_second > 0:  # GATEWAY_RATE_LIMIT=0 turns every rate threshold off
+        app.state.rate_limits = RateLimits(
+            RateLimiter(chosen.rate_per_second, chosen.rate_burst),
+            RateLimiter(chosen.care_rate_per_second, chosen.care_rate_burst)
+            if chosen.care_rate_per_second > 0 else None,
+            PatientLimiter(chosen)
+            if chosen.patient_rate_per_second > 0 or chosen.distinct_patients > 0 else None)
+    else:
+        app.state.rate_limits = RateLimits()
     app.add_middleware(BodyGuard, max_bytes=max_body_bytes, chunk_timeout=chosen.http_body_timeout,
                        total_timeout=chosen.http_request_timeout)
     return chosen
