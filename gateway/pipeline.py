@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
@@ -73,24 +74,46 @@ def source_digest(text: str) -> str:
     return hashlib.sha256("\r".join(ln.rstrip() for ln in lines).encode("utf-8")).hexdigest()
 
 
+_NO_META: dict[str, Any] = {}
+_UNRESERVED = re.compile(r"[A-Za-z0-9_.~-]*")
+
+
+def _quote(text: str) -> str:
+    """``quote(text, safe="")``; most values need no quoting at all."""
+    return text if _UNRESERVED.fullmatch(text) else quote(text, safe="")
+
+
 def _meta_source(message: Message) -> str:
     msh = message.msh
-    app = quote(msh.get(3) or "unknown", safe="")
-    fac = quote(msh.get(4) or "unknown", safe="")
-    return f"urn:hl7v2:{app}:{fac}#{quote(message.control_id, safe='')}"
+    app = _quote(msh.get(3) or "unknown")
+    fac = _quote(msh.get(4) or "unknown")
+    return f"urn:hl7v2:{app}:{fac}#{_quote(message.control_id)}"
+
+
+def _message_lines(message: Message) -> list[str]:
+    """The segments as text (MSH written without its first field separator)."""
+    fs = message.enc.field
+    return [(s.line or fs.join(s.fields)) if s.name != "MSH" else "MSH" + fs.join(s.fields[2:])
+            for s in message.segments]
+
+
+def _message_digest(lines: list[str]) -> str:
+    """:func:`source_digest` of ``"\\r".join(lines)``, from the lines directly:
+    segments hold no line breaks and none is blank, so only the trailing
+    whitespace of each has to go."""
+    return hashlib.sha256("\r".join([ln.rstrip() for ln in lines]).encode("utf-8")).hexdigest()
 
 
 def convert_hl7v2(data: bytes | str, *, strict: bool = False, now: datetime | None = None,
                   mapping: MappingSet | None = None) -> Conversion:
     message = parse(data)
-    text = "\r".join(s.enc.field.join(s.fields) if s.name != "MSH" else
-                     "MSH" + s.enc.field.join(s.fields[2:]) for s in message.segments)
-    digest = source_digest(text)
+    lines = _message_lines(message)
+    digest = _message_digest(lines)
     issues: list[Issue] = []
     if strict:
         from .formats.hl7v2.strict import strict_issues
 
-        found = strict_issues(text)
+        found = strict_issues("\r".join(lines))
         if found:
             raise RejectedInput(found[0].message, found)
     if not message.version:
@@ -115,11 +138,12 @@ def convert_hl7v2(data: bytes | str, *, strict: bool = False, now: datetime | No
                             "resource is tagged with it", "MSH[1]-11"))
     resources = []
     for res in result.resources:
-        meta = {**res.pop("meta", {}), "source": source}
+        meta = {**res.pop("meta", _NO_META), "source": source}
         if tags:
             meta["tag"] = [*meta.get("tag", []), *tags]
-        resources.append({"resourceType": res.pop("resourceType"), "id": res.pop("id"),
-                          "meta": meta, **res})
+        # resourceType and id stay first: ** keeps their place and value
+        resources.append({"resourceType": res["resourceType"], "id": res["id"], "meta": meta,
+                          **res})
     code, event, structure = message.message_type
     issues.extend(result.issues)
     return Conversion(

@@ -17,12 +17,20 @@ from dataclasses import dataclass, field
 from ...errors import Issue, Issues, RejectedInput
 from .charset import decode_message
 
-__all__ = ["Encoding", "Segment", "Message", "Rep", "parse", "SEGMENT_NAME"]
+__all__ = ["Encoding", "Segment", "Message", "Rep", "parse", "SEGMENT_NAME", "numeral"]
 
 SEGMENT_NAME = re.compile(r"^[A-Z][A-Z0-9]{2}$")
 MAX_SEGMENTS = 5_000
 MAX_REPETITIONS = 1_000
 _LINE_SPLIT = re.compile(r"\r\n|\r|\n")
+_MAX_NUMERAL = 1000
+_NUMERALS = tuple(str(n) for n in range(_MAX_NUMERAL))
+
+
+def numeral(n: int) -> str:
+    """``str(n)``; the small numbers of HL7 locations come from a table
+    (formatting ints is a visible part of reporting many issues)."""
+    return _NUMERALS[n] if 0 <= n < _MAX_NUMERAL else str(n)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,55 +59,71 @@ class Rep:
     HL7 standard (``get(4, 2)`` is component 4, subcomponent 2).
     """
 
-    __slots__ = ("raw", "_enc", "_comps")
+    __slots__ = ("raw", "_enc", "_esc", "_sub", "_parts", "_comps")
 
     def __init__(self, raw: str, enc: Encoding) -> None:
         self.raw = raw
         self._enc = enc
+        self._esc = enc.escape
+        self._sub = enc.subcomponent
+        # Components as written, split once; subcomponents are split only
+        # where a subcomponent separator occurs (most components have none).
+        self._parts: list[str] | None = None
         self._comps: list[list[str]] | None = None
+
+    def _split(self) -> list[str]:
+        parts = self._parts = self.raw.split(self._enc.component)
+        return parts
 
     @property
     def components(self) -> list[list[str]]:
         comps = self._comps
         if comps is None:
-            enc = self._enc
-            comps = [c.split(enc.subcomponent) for c in self.raw.split(enc.component)]
-            self._comps = comps
+            sub = self._sub
+            comps = self._comps = [c.split(sub) for c in (self._parts or self._split())]
         return comps
 
     def get(self, comp: int = 1, sub: int = 1) -> str:
         """Component ``comp``, subcomponent ``sub``, unescaped ('' when absent)."""
-        comps = self._comps
-        if comps is None:
-            comps = self.components
-        if comp > len(comps):
+        parts = self._parts or self._split()
+        if comp > len(parts):
             return ""
-        subs = comps[comp - 1]
-        if sub > len(subs):
+        text = parts[comp - 1]
+        if self._sub in text:
+            subs = text.split(self._sub)
+            if sub > len(subs):
+                return ""
+            text = subs[sub - 1]
+        elif sub > 1:
             return ""
-        text = subs[sub - 1]
-        if self._enc.escape in text:
+        if self._esc in text:
             return unescape(text, self._enc)
         return text
 
     def component(self, comp: int) -> "Rep":
         """Component ``comp`` read as a composite of its own (its subcomponents
         become components), e.g. the HD inside CX-4."""
-        comps = self.components
-        if comp > len(comps):
-            return Rep("", self._enc)
+        parts = self._parts or self._split()
         enc = self._enc
-        return Rep(enc.component.join(comps[comp - 1]), enc)
+        if comp > len(parts):
+            return Rep("", enc)
+        return Rep(parts[comp - 1].replace(self._sub, enc.component), enc)
 
     def text(self) -> str:
         """The whole repetition as text, delimiters kept but escapes resolved."""
-        if self._enc.escape in self.raw:
+        if self._esc in self.raw:
             return unescape(self.raw, self._enc)
         return self.raw
 
-    def filled(self) -> list[int]:
-        """1-based indexes of the components that hold a value."""
-        return [i for i, c in enumerate(self.components, 1) if any(c)]
+    def filled(self, start: int = 1) -> list[int]:
+        """1-based indexes (from ``start`` on) of the components that hold a value."""
+        parts = self._parts or self._split()
+        if start > len(parts):
+            return []
+        sub = self._sub
+        # a component holds a value when it is not only subcomponent separators
+        return [i for i, c in enumerate(parts[start - 1:] if start > 1 else parts, start)
+                if c and c.strip(sub)]
 
     def __bool__(self) -> bool:
         return bool(self.raw) and self.raw != '""'
@@ -119,12 +143,18 @@ class Segment:
     enc: Encoding
     occurrence: int  # 1-based count of this segment name in the message
     position: int  # 1-based position of the segment in the message
-    parent: "Segment | None" = None
-    children: list["Segment"] = field(default_factory=list)
+    line: str = field(default="", repr=False, compare=False)  # the segment as read
+    # Repetitions by field number, split once: mapping rules, keys and
+    # accounting read the same fields several times. Shared: not to be mutated.
+    _reps: dict[int, list[Rep]] | None = field(default=None, repr=False, compare=False)
+    _label: str | None = field(default=None, repr=False, compare=False)
 
     @property
     def label(self) -> str:
-        return f"{self.name}[{self.occurrence}]"
+        label = self._label
+        if label is None:
+            label = self._label = f"{self.name}[{self.occurrence}]"
+        return label
 
     def raw(self, n: int) -> str:
         """Field ``n`` as received ('' when absent)."""
@@ -133,17 +163,30 @@ class Segment:
 
     def reps(self, n: int) -> list[Rep]:
         """The repetitions of field ``n`` (empty list when the field is empty).
+        The list is shared by every caller: read it, do not change it.
 
         MSH-2 is never split: it holds the delimiters themselves."""
-        raw = self.raw(n)
-        if not raw:
-            return []
+        cache = self._reps
+        if cache is None:
+            cache = self._reps = {}
+        else:
+            cached = cache.get(n)
+            if cached is not None:
+                return cached
+        f = self.fields
+        raw = f[n] if n < len(f) else ""
         enc = self.enc
-        if self.name == "MSH" and n <= 2:
-            return [Rep("", enc)] if not raw else [_Literal(raw, enc)]
-        if enc.repetition in raw:
-            return [Rep(r, enc) for r in raw.split(enc.repetition)]
-        return [Rep(raw, enc)]
+        out: list[Rep]
+        if not raw:
+            out = []
+        elif self.name == "MSH" and n <= 2:
+            out = [_Literal(raw, enc)]
+        elif enc.repetition in raw:
+            out = [Rep(r, enc) for r in raw.split(enc.repetition)]
+        else:
+            out = [Rep(raw, enc)]
+        cache[n] = out
+        return out
 
     def first(self, n: int) -> Rep:
         reps = self.reps(n)
@@ -158,26 +201,22 @@ class Segment:
     def filled(self) -> list[int]:
         """Field numbers that hold a value."""
         start = 3 if self.name == "MSH" else 1
-        return [i for i in range(start, len(self.fields)) if self.fields[i]]
+        fields = self.fields
+        return [i for i in range(start, len(fields)) if fields[i]]
 
     def loc(self, n: int | None = None, comp: int | None = None, rep: int | None = None) -> str:
         """An HL7 location such as ``OBX[4]-5[2].1``."""
+        # Every issue has a location: numbers come from a table, formatting
+        # ints is the slowest part of it.
         out = self.label
-        if n is not None:
-            out += f"-{n}"
-            if rep is not None and rep > 1:
-                out += f"[{rep}]"
-            if comp is not None:
-                out += f".{comp}"
+        if n is None:
+            return out
+        out += "-" + (_NUMERALS[n] if 0 <= n < _MAX_NUMERAL else str(n))
+        if rep is not None and rep > 1:
+            out += "[" + (_NUMERALS[rep] if rep < _MAX_NUMERAL else str(rep)) + "]"
+        if comp is not None:
+            out += "." + (_NUMERALS[comp] if 0 <= comp < _MAX_NUMERAL else str(comp))
         return out
-
-    def ancestor(self, names: tuple[str, ...] | frozenset[str]) -> "Segment | None":
-        p = self.parent
-        while p is not None:
-            if p.name in names:
-                return p
-            p = p.parent
-        return None
 
 
 class _Literal(Rep):
@@ -185,12 +224,22 @@ class _Literal(Rep):
 
     __slots__ = ()
 
+    def _split(self) -> list[str]:
+        parts = self._parts = [self.raw]
+        return parts
+
     @property
     def components(self) -> list[list[str]]:
         return [[self.raw]]
 
     def get(self, comp: int = 1, sub: int = 1) -> str:
         return self.raw if comp == 1 and sub == 1 else ""
+
+    def component(self, comp: int) -> Rep:
+        return Rep(self.raw if comp <= 1 else "", self._enc)
+
+    def filled(self, start: int = 1) -> list[int]:
+        return [1] if self.raw and start <= 1 else []
 
 
 @dataclass(slots=True)
@@ -275,13 +324,20 @@ def parse(data: bytes | str) -> Message:
     segments: list[Segment] = []
     by_name: dict[str, list[Segment]] = {}
     position = 0
-    for line in _LINE_SPLIT.split(text):
-        if not line.strip():
+    # Segments end with CR (the standard) or, from some senders, LF or CRLF.
+    if "\n" not in text:
+        lines = text.split("\r")
+    elif "\r" not in text:
+        lines = text.split("\n")
+    else:
+        lines = _LINE_SPLIT.split(text)
+    for line in lines:
+        if not line or line.isspace():
             continue
         line = line.rstrip(" \t")
         position += 1
         name = line[:3]
-        if not SEGMENT_NAME.match(name) or (len(line) > 3 and line[3] != fs):
+        if (name not in _NAMES and not _segment_name(name)) or (len(line) > 3 and line[3] != fs):
             issues.warning(
                 f"line {position} is not a segment (name {name!r}); skipped, its text was: "
                 f"{line[:60]!r}",
@@ -295,8 +351,10 @@ def parse(data: bytes | str) -> Message:
             fields = ["MSH", fs] + parts[1:]
         else:
             fields = line.split(fs)
-        occ = by_name.setdefault(name, [])
-        seg = Segment(name, fields, enc, len(occ) + 1, position)
+        occ = by_name.get(name)
+        if occ is None:
+            occ = by_name[name] = []
+        seg = Segment(name, fields, enc, len(occ) + 1, position, line)
         occ.append(seg)
         segments.append(seg)
     if not segments or segments[0].name != "MSH":
@@ -323,6 +381,17 @@ def parse(data: bytes | str) -> Message:
         issues.warning("MSH-10 (message control id) is empty", "MSH[1]-10", code="required")
     _check_size(segments, enc, text)
     return Message(segments, enc, charset, issues, by_name)
+
+
+_NAMES: set[str] = set()  # valid segment names met so far (at most 26 * 36 * 36)
+
+
+def _segment_name(name: str) -> bool:
+    """Is ``name`` a segment name (``SEGMENT_NAME``)? Remembered when it is."""
+    if SEGMENT_NAME.match(name):
+        _NAMES.add(name)
+        return True
+    return False
 
 
 def _check_size(segments: list[Segment], enc: Encoding, text: str) -> None:

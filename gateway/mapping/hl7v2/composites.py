@@ -9,7 +9,7 @@ import base64
 from typing import TYPE_CHECKING, Any
 
 from ... import __version__
-from ...formats.hl7v2.er7 import Rep
+from ...formats.hl7v2.er7 import Encoding, Rep
 from .datatypes import (
     _hd_system,
     _identifier_type,
@@ -317,7 +317,7 @@ def t_obx_value(reps: list[Rep], ctx: "RuleContext", args: dict[str, Any]) -> An
     vt_reps = ctx.related_field("OBX", 2)
     value_type = vt_reps[0].get(1) if vt_reps else ""
     units_reps = ctx.related_field("OBX", 6)
-    units = units_reps[0] if units_reps else Rep("", reps[0]._enc if reps else None)  # type: ignore[arg-type]
+    units = units_reps[0] if units_reps else Rep("", reps[0]._enc if reps else Encoding())
     if not value_type:
         ctx.report("OBX-2 (value type) is empty: value read as a string", "warning", code="required")
         value_type = "ST"
@@ -521,7 +521,7 @@ def t_document_text(reps: list[Rep], ctx: "RuleContext", args: dict[str, Any]) -
     if seg is None:
         return None
     lines: list[str] = []
-    txa = seg if seg.name == "TXA" else seg.ancestor(("TXA",))
+    txa = seg if seg.name == "TXA" else ctx.run.ancestor(seg, ("TXA",))
     obxs = ctx.run.related(txa, "OBX") if txa is not None else []
     for obx in obxs:
         for f in (2, 3, 4, 5, 11):

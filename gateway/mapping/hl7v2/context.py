@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 __all__ = ["RuleContext"]
 
 _V2_TABLE = re.compile(r"^HL7(\d{4})$")
+_OID = re.compile(r"[0-2](\.(0|[1-9]\d*))+")
 
 
 class RuleContext:
@@ -58,7 +59,11 @@ class RuleContext:
     # ---- reporting
     def report(self, message: str, severity: Severity = "information",
                code: IssueCode = "informational") -> None:
-        self.run.issues.add(Issue(severity, code, message, self.loc or None, self.expression))
+        seg, path = self.segment, self.rule_path
+        self.run.issues.add(Issue(
+            severity, code, message,
+            seg.loc(self._field, self._comp, self._rep) if seg is not None else None,
+            f"{self.resource.get('resourceType', '')}.{path}" if path else None))
 
     # ---- tables
     def lookup(self, table: str, code: str, quiet: bool = False) -> Any:
@@ -89,7 +94,7 @@ class RuleContext:
             return f"http://terminology.hl7.org/CodeSystem/v2-{m.group(1)}"
         if name.startswith(("http://", "https://", "urn:")):
             return name
-        if re.fullmatch(r"[0-2](\.(0|[1-9]\d*))+", name):
+        if _OID.fullmatch(name):
             return f"urn:oid:{name}"
         return None
 

@@ -18,6 +18,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from ...formats.hl7v2.er7 import Rep
@@ -61,6 +62,7 @@ _DTM = re.compile(
 )
 
 
+@lru_cache(maxsize=4096)  # pure; a message repeats its times (MSH-7, OBR-7, every OBX-14)
 def hl7_datetime(text: str, default_tz: str | None = None) -> tuple[str | None, str | None]:
     """HL7 DTM/TS ``YYYY[MM[DD[HH[MM[SS[.S[S[S[S]]]]]]]]][+/-ZZZZ]`` to a FHIR
     dateTime. Returns (value, problem). FHIR requires a time zone with a
@@ -195,6 +197,7 @@ def t_boolean(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> bool | None
 _INT64 = Decimal(2**63)
 
 
+@lru_cache(maxsize=4096)  # pure, and read for every numeric value
 def _number(text: str) -> int | float | Decimal | None:
     text = text.strip()
     if not text:
@@ -231,12 +234,15 @@ def t_integer(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> int | None:
 
 # ------------------------------------------------------------------ identifiers
 
+_OID = re.compile(r"[0-2](\.(0|[1-9]\d*))+")
+
+
 def _hd_system(rep: Rep, ns: int, uid: int, uid_type: int, ctx: "RuleContext") -> str | None:
     """An HD (namespace, universal id, universal id type) as a system URI."""
     universal = rep.get(uid).strip() if uid else ""
     kind = rep.get(uid_type).strip().upper() if uid_type else ""
     if universal:
-        if kind == "ISO" or (not kind and re.fullmatch(r"[0-2](\.(0|[1-9]\d*))+", universal)):
+        if kind == "ISO" or (not kind and _OID.fullmatch(universal)):
             return f"urn:oid:{universal}"
         if kind in ("URI", "URL") or universal.startswith(("http:", "https:", "urn:")):
             return universal
@@ -309,9 +315,9 @@ def t_ei(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] |
 def coding(rep: Rep, ctx: "RuleContext", code_c: int, text_c: int, sys_c: int,
            ver_c: int | None = None) -> dict[str, Any] | None:
     code = rep.get(code_c).strip()
-    display = rep.get(text_c).strip()
     if not code:
         return None
+    display = rep.get(text_c).strip()
     out: dict[str, Any] = {}
     sysname = rep.get(sys_c).strip()
     if sysname:
@@ -335,7 +341,10 @@ def coding(rep: Rep, ctx: "RuleContext", code_c: int, text_c: int, sys_c: int,
 def t_cwe(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] | None:
     """CE / CWE / CNE to CodeableConcept. With ``table``, the translated
     coding comes first and the original coding is kept after it."""
-    codings = [c for c in (coding(rep, ctx, 1, 2, 3, 7), coding(rep, ctx, 4, 5, 6, 8)) if c]
+    first = coding(rep, ctx, 1, 2, 3, 7)
+    # the alternate coding (components 4-6) is absent from most values
+    alternate = coding(rep, ctx, 4, 5, 6, 8) if rep.get(4).strip() else None
+    codings = [c for c in (first, alternate) if c]
     default_system = args.get("default_system")
     if default_system and codings and "system" not in codings[0] and not rep.get(3).strip():
         codings[0] = {"system": default_system, **codings[0]}
@@ -348,18 +357,24 @@ def t_cwe(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] 
             ctx.report(f"code {codings[0]['code']!r} is not in table {table!r}; kept as sent",
                        "information", code="code-invalid")
     if codings and not args.get("no_translation"):
-        seen = {(c.get("system"), c.get("code")) for c in codings}
+        seen: set[tuple[Any, Any]] | None = None  # the codings sent; made when a map adds one
         for original in list(codings):
             if "system" not in original:
                 continue
-            for t in ctx.translations(original["system"], original["code"]):
+            found = ctx.translations(original["system"], original["code"])
+            if not found:
+                continue
+            if seen is None:
+                seen = {(c.get("system"), c.get("code")) for c in codings}
+            for t in found:
                 if (t.get("system"), t.get("code")) not in seen:
                     seen.add((t.get("system"), t.get("code")))
                     codings.append(t)
     out: dict[str, Any] = {}
     if codings:
         out["coding"] = codings
-    text = rep.get(9).strip() or (rep.get(2).strip() if not rep.get(1).strip() else "")
+    # original text, else the display of a value without a code (no first coding)
+    text = rep.get(9).strip() or (rep.get(2).strip() if first is None else "")
     if text:
         out["text"] = text
     elif codings and "display" in codings[-1] and len(codings) > 1 and not table:
@@ -796,6 +811,10 @@ def observation_value(reps: list[Rep], value_type: str, units: Rep,
     return ("String", first.text())
 
 
+_RANGE = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*[-_–]\s*(-?\d+(?:\.\d+)?)\s*")
+_BOUND = re.compile(r"\s*(<=?|>=?)\s*(-?\d+(?:\.\d+)?)\s*")
+
+
 @transform("range", uses=None)
 def t_range(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] | None:
     """OBX-7 reference range text (``70-80``, ``<5``, ``>10``, ``3.5_5``); the
@@ -804,12 +823,12 @@ def t_range(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any
     if not text:
         return None
     out: dict[str, Any] = {"text": text}
-    m = re.fullmatch(r"\s*(-?\d+(?:\.\d+)?)\s*[-_–]\s*(-?\d+(?:\.\d+)?)\s*", text)
+    m = _RANGE.fullmatch(text)
     if m:
         low, high = _number(m.group(1)), _number(m.group(2))
         out["low"], out["high"] = {"value": low}, {"value": high}
     else:
-        m = re.fullmatch(r"\s*(<=?|>=?)\s*(-?\d+(?:\.\d+)?)\s*", text)
+        m = _BOUND.fullmatch(text)
         if m:
             key = "high" if m.group(1).startswith("<") else "low"
             out[key] = {"value": _number(m.group(2))}

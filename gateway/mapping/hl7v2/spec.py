@@ -29,7 +29,7 @@ from . import composites as _composites  # noqa: F401  (registers transforms)
 from .datatypes import TRANSFORMS, Transform
 
 __all__ = ["MappingSet", "Template", "FieldRule", "RefRule", "EachRule", "load_mapping_set",
-           "MappingError", "SourceRef"]
+           "MappingError", "SourceRef", "KeyPart"]
 
 _LOC = re.compile(r"^([A-Z][A-Z0-9]{2})-(\d+)(?:\.(\d+))?(?:\.(\d+))?$")
 
@@ -86,6 +86,12 @@ class EachRule:
 Rule = FieldRule | RefRule | EachRule
 
 
+KeyPart = SourceRef | str
+"""One part of a business key: a field, or a special part as written
+(``@sender``, ``@message``, ``@digest``, ``@position``, ``@patient``,
+``@parent``, ``=constant``)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Template:
     segment: str
@@ -96,6 +102,11 @@ class Template:
     profiles: tuple[str, ...]
     requires: tuple[str, ...]  # fields that must hold a value for the resource to be made
     file: str
+    # ``keys`` compiled: each distinct part once, and every alternative as
+    # indexes into it (alternatives share parts, which are read once).
+    key_parts: tuple[KeyPart, ...] = ()
+    key_alts: tuple[tuple[int, ...], ...] = ()
+    required: tuple[SourceRef, ...] = ()  # ``requires`` compiled
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,20 +188,25 @@ def _compile_template(seg: str, rtype: str, raw: Any, file: str,
         raise MappingError(f"{where}: expected a mapping")
     keys_raw = raw.get("key") or []
     keys: list[tuple[str, ...]] = []
+    key_parts: dict[str, int] = {}
+    compiled_parts: list[KeyPart] = []
+    key_alts: list[tuple[int, ...]] = []
     for alt in keys_raw:
         parts = tuple(str(p) for p in (alt if isinstance(alt, list) else [alt]))
         for p in parts:
-            if not (p.startswith("@") or p.startswith("=")):
-                parse_source(p, f"{where} key")
+            if p not in key_parts:
+                key_parts[p] = len(compiled_parts)
+                compiled_parts.append(p if p.startswith(("@", "=")) else
+                                      parse_source(p, f"{where} key"))
         keys.append(parts)
+        key_alts.append(tuple(key_parts[p] for p in parts))
     rules = tuple(_compile_rule(r, f"{where} rule {i + 1}", tables)
                   for i, r in enumerate(raw.get("rules") or []))
     profiles = tuple(raw.get("profile") or ())
     requires = tuple(str(r) for r in (raw.get("requires") or ()))
-    for r in requires:
-        parse_source(r, f"{where} requires")
+    required = tuple(parse_source(r, f"{where} requires") for r in requires)
     return Template(seg, rtype, tuple(keys), dict(raw.get("set") or {}), rules, profiles,
-                    requires, file)
+                    requires, file, tuple(compiled_parts), tuple(key_alts), required)
 
 
 def load_mapping_set(root: Path) -> MappingSet:
