@@ -13,6 +13,8 @@ from pathlib import Path
 from gateway.mllp import Frame, FrameDecoder, frame
 from tests.robustness.serving import Served, unique_message
 
+BUSY_PAUSE = 0.05  # seconds a client waits after a 503 / AE busy before sending again
+
 # record(outcome, milliseconds): outcome is "ok", "busy" (503 / AE busy), "throttled" (429) or "error"
 Record = Callable[[str, float], None]
 
@@ -43,7 +45,10 @@ async def mllp_sender(port: int, tag: str, deadline: float, record: Record) -> N
                 frames = [e.payload for e in decoder.feed(chunk) if isinstance(e, Frame)]
                 reply = frames[0] if frames else None
             ms = (time.perf_counter() - start) * 1000
-            record("ok" if b"MSA|AA|" in reply else "busy" if b"busy" in reply else "error", ms)
+            outcome = "ok" if b"MSA|AA|" in reply else "busy" if b"busy" in reply else "error"
+            record(outcome, ms)
+            if outcome == "busy":  # a sender waits a little before resending
+                await asyncio.sleep(BUSY_PAUSE)
     except OSError:
         record("error", 0.0)
     finally:
@@ -73,7 +78,7 @@ async def http_ingester(port: int, token: str, tag: str, deadline: float, record
                 record("ok", ms)
             elif status == 503:
                 record("busy", ms)
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(BUSY_PAUSE)
             else:
                 record("throttled" if status == 429 else "error", ms)
     except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):

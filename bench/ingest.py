@@ -108,8 +108,11 @@ def main() -> int:
     ap.add_argument("--levels", default="1,4,8,16,32,64")
     ap.add_argument("--transports", default="mllp,http")
     ap.add_argument("--dbs", default="sqlite,postgres")
+    ap.add_argument("--inflight", type=int, help="GATEWAY_MAX_INFLIGHT for the server (messages in "
+                    "progress per process; beyond it: 503 / AE busy)")
     ap.add_argument("--json", help="also write the results as JSON here")
     args = ap.parse_args()
+    extra_env = {"GATEWAY_MAX_INFLIGHT": str(args.inflight)} if args.inflight else {}
     levels = [int(x) for x in args.levels.split(",")]
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}")
     baseline = convert_only(min(args.seconds, 5.0))
@@ -136,7 +139,7 @@ def main() -> int:
                     assert pg is not None
                     db = pg.new_database(f"knee_{transport}")
                 home = Path(tempfile.mkdtemp(prefix="gw-knee-"))
-                server = Served(home, db, workers=args.workers, env={"GATEWAY_RATE_LIMIT": "0"})
+                server = Served(home, db, workers=args.workers, env={"GATEWAY_RATE_LIMIT": "0", **extra_env})
                 try:
                     server.start()
                     token = server.token() if transport == "http" else ""

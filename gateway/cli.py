@@ -334,6 +334,8 @@ def _run_loop(main: Any) -> None:
 
 async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any) -> None:
     """HTTP (uvicorn) and, with a socket for it, MLLP in this process."""
+    import asyncio
+
     import uvicorn
 
     from .api.limits import server_options
@@ -341,11 +343,20 @@ async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any) -> None:
     from .mllp import MLLPServer
 
     warm_up()  # before listening: no sender waits for the first-message load
+    # Threads for blocking work (conversion, storage) up to the limit of
+    # messages in progress, so that every admitted message is being worked on
+    # (and joins the next group commit) rather than queued behind a few
+    # threads; beyond the limit the answer is "busy" at once.
+    from concurrent.futures import ThreadPoolExecutor
+
+    threads = app.state.limits.max_inflight_ingest + 8
+    asyncio.get_running_loop().set_default_executor(
+        ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gateway-work"))
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", **server_options(app.state.limits)))
     mllp = None
     if mllp_sock is not None:
         mllp = MLLPServer(mllp_handler(store, app.state.ingest_slots), sock=mllp_sock,
-                          on_bad_frame=bad_frame_reply,
+                          on_bad_frame=bad_frame_reply, handler_workers=threads,
                           idle_timeout=app.state.limits.mllp_idle_timeout)
         await mllp.start()
     try:

@@ -13,9 +13,11 @@ before the commit that holds their work.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,18 +93,21 @@ class GroupCommitter:
                 batch.append(nxt)
             self._commit(batch)
 
-    def _commit(self, batch: list[_Job]) -> None:
-        if self._lock_fd is not None:
-            import fcntl
-
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Hold the writers' file lock (no writer process commits meanwhile)."""
+        if self._lock_fd is None:
+            yield
+            return
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
         try:
-            self._commit_locked(batch)
+            yield
         finally:
-            if self._lock_fd is not None:
-                import fcntl
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
-                fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+    def _commit(self, batch: list[_Job]) -> None:
+        with self.exclusive():
+            self._commit_locked(batch)
 
     def _commit_locked(self, batch: list[_Job]) -> None:
         try:
