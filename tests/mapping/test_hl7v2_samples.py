@@ -279,3 +279,21 @@ def test_message_without_version_converts_with_a_warning() -> None:
     c = convert(b"MSH|^~\\&|A|B|C|D|20220125||REF^I12|X1|P\rPID|1||9^^^H^MR||EVERYMAN^ADAM\r", now=NOW)
     assert any(i.location == "MSH[1]-12" and i.severity == "warning" for i in c.issues)
     assert _one(c.resources, "Patient")["name"][0]["family"] == "EVERYMAN"
+
+
+def test_a_note_stays_with_the_observation_it_follows() -> None:
+    """NTE after OBX 1 is OBX 1's note: OBX 2 (no note of its own) does not
+    borrow it, nor the report's own note after OBR."""
+    msg = ("MSH|^~\\&|LIS|LAB|GW|GW|20240301080000||ORU^R01^ORU_R01|N1|P|2.5.1\r"
+           "PID|1||P1^^^LAB^MR||Doe^Jane||19800101|F\r"
+           "OBR|1||F1|24331-1^Lipid panel^LN|||20240301080000|||||||||||||||||F\r"
+           "NTE|1||fasting sample\r"
+           "OBX|1|NM|2093-3^Cholesterol^LN||190|mg/dL|||||F\r"
+           "NTE|1||repeated, haemolysed\r"
+           "OBX|2|NM|2571-8^Triglyceride^LN||120|mg/dL|||||F\r").encode()
+    conv = convert(msg, "hl7v2")
+    obs = {o["code"]["coding"][0]["code"]: o for o in conv.resources if o["resourceType"] == "Observation"}
+    assert [n["text"] for n in obs["2093-3"].get("note", [])] == ["repeated, haemolysed"]
+    assert "note" not in obs["2571-8"]
+    texts = orjson.dumps(conv.resources).decode()
+    assert texts.count("fasting sample") == 1 and texts.count("repeated, haemolysed") == 1

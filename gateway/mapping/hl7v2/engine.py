@@ -367,7 +367,7 @@ class Run:
             return
         if type(rule) is EachRule:
             direct = [c for c in self.children(seg) if c.name == rule.segment]
-            others = direct or self.related(seg, rule.segment)
+            others = direct if rule.own else direct or self.related(seg, rule.segment)
             self._each_elements += len(others)
             if self._each_elements > MAX_EACH_ELEMENTS:
                 raise RejectedInput("message too repetitive", [Issue(

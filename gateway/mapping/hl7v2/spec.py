@@ -81,6 +81,7 @@ class EachRule:
     path: CompiledPath
     rules: tuple["FieldRule | RefRule", ...]
     where: str
+    own: bool = False  # only the segment's own (child) segments, never a neighbour's
 
 
 Rule = FieldRule | RefRule | EachRule
@@ -156,7 +157,11 @@ def _compile_rule(raw: Any, where: str, tables: dict[str, dict[str, Any]]) -> Ru
         for r in inner:
             if isinstance(r, EachRule):
                 raise MappingError(f"{where}: 'each' rules do not nest")
-        return EachRule(seg, _compile_path(raw["to"], where), inner, where)  # type: ignore[arg-type]
+        unknown = set(raw) - {"each", "to", "rules", "own", "note"}
+        if unknown:
+            raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
+        return EachRule(seg, _compile_path(raw["to"], where), inner, where,  # type: ignore[arg-type]
+                        bool(raw.get("own", False)))
     if "ref" in raw:
         seg = raw.get("from")
         if seg is not None and not re.fullmatch(r"[A-Z][A-Z0-9]{2}", str(seg)):
