@@ -72,3 +72,32 @@ def test_cli_load_installs_and_a_running_engine_reloads(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-m", "gateway.cli", "terminology", "load", str(bad)],
                          capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 2 and "no CodeSystem" in out.stderr
+
+
+def test_hl7v2_conversion_follows_a_terminology_reload(tmp_path: Path, monkeypatch) -> None:
+    """Translations of HL7 v2 codes come from the engine's current maps: a
+    package dropped in and reloaded is used by the next message."""
+    from gateway.pipeline import convert
+    from gateway.terminology import get_terminology
+
+    extra = tmp_path / "licensed"
+    extra.mkdir()
+    monkeypatch.setenv("GATEWAY_TERMINOLOGY_PATH", str(extra))
+    monkeypatch.setenv("GATEWAY_HOME", str(tmp_path / "home"))
+    msg = ("MSH|^~\\&|LIS|LAB|GW|GW|20240301080000||ORU^R01^ORU_R01|T1|P|2.5.1\r"
+           "PID|1||P1^^^LAB^MR||Doe^Jane||19800101|F\r"
+           "OBR|1||F1|24331-1^Lipid panel^LN|||20240301080000|||||||||||||||||F\r"
+           "OBX|1|ST|red^Red^http://example.org/CodeSystem/colours||bright||||||F\r").encode()
+
+    def codes() -> list[str]:
+        obs = next(r for r in convert(msg, "hl7v2").resources if r["resourceType"] == "Observation")
+        return [c["code"] for c in obs["code"]["coding"]]
+
+    get_terminology.cache_clear()
+    try:
+        assert codes() == ["red"]
+        _write(extra / "colours")
+        get_terminology().reload()
+        assert codes() == ["red", "crimson"]  # the original kept, the translation added
+    finally:
+        get_terminology.cache_clear()

@@ -103,7 +103,13 @@ class RuleContext:
         """Codings a ConceptMap of the terminology engine adds to
         (system, code), each marked as a translation (a non-equivalent one
         says so). Nothing when no map covers the system."""
-        cache = self.run.mapping.translation_cache
+        mapping = self.run.mapping
+        index = _terminology_index()
+        if index is not mapping.translation_index or len(mapping.translation_cache) >= 8192:
+            # reloaded terminology (new maps) or a run of unusual codes: start afresh
+            mapping.translation_cache.clear()
+            mapping.translation_index = index
+        cache = mapping.translation_cache
         key = (system, code)
         if key not in cache:
             cache[key] = _translate(system, code)
@@ -127,6 +133,15 @@ class RuleContext:
         rid = stable_id(resource_type, *key)
         self.run.add_side_resource(resource_type, rid, body)
         return {"reference": f"{resource_type}/{rid}"}
+
+
+def _terminology_index() -> Any:
+    """The terminology engine's current index (a new object after a reload)."""
+    try:
+        from ...terminology import get_terminology
+    except ImportError:
+        return None
+    return get_terminology().index
 
 
 def _translate(system: str, code: str) -> list[dict[str, Any]]:

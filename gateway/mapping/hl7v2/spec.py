@@ -132,6 +132,7 @@ class MappingSet:
     coding_systems: dict[str, str] = field(default_factory=dict)
     system_cache: dict[str, str | None] = field(default_factory=dict)  # name -> URI, filled on use
     translation_cache: dict[tuple[str, str], list[dict[str, Any]]] = field(default_factory=dict)
+    translation_index: Any = None  # the terminology index the cache was filled from
 
     def spec_for(self, code: str, event: str, structure: str) -> MessageSpec:
         for key in (f"{code}^{event}", structure, f"{code}^*"):
