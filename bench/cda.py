@@ -44,15 +44,6 @@ PEER_PYTHON = BENCH / ".venv-peer-cda" / "bin" / "python"
 SETUP_PEER = BENCH / "setup-peer-cda.sh"
 TARGET = 3.0
 PEERS = ("python-fhir-converter", "ccda-to-fhir")
-CLINICAL = (
-    "act",
-    "observation",
-    "substanceAdministration",
-    "supply",
-    "procedure",
-    "organizer",
-    "encounter",
-)
 
 
 # --------------------------------------------------------------------------- peer worker
@@ -107,51 +98,21 @@ def _documents(match: str | None) -> list[Path]:
     return [p for p in files if not match or match in p.name]
 
 
-def _cda_counts(data: bytes) -> dict[str, int]:
-    from lxml import etree
-
-    h = {"h": "urn:hl7-org:v3"}
-    tree = etree.fromstring(data)
-    want: dict[str, int] = {}
-    for s in tree.xpath("//h:component/h:section", namespaces=h):
-        c = s.find("h:code", h)
-        if c is None or not c.get("code"):
-            continue
-        n = sum(
-            1
-            for e in s.findall("h:entry", h)
-            if any(e.find(f"h:{x}", h) is not None for x in CLINICAL)
-        )
-        want[c.get("code")] = want.get(c.get("code"), 0) + n
-    return want
-
-
-def _fhir_counts(bundle: dict[str, Any]) -> dict[str, int]:
-    have: dict[str, int] = {}
-
-    def walk(sections: list[dict[str, Any]] | None) -> None:
-        for s in sections or []:
-            for c in (s.get("code") or {}).get("coding", []):
-                have[c.get("code")] = have.get(c.get("code"), 0) + len(s.get("entry", []))
-            walk(s.get("section"))
-
-    walk(bundle["entry"][0]["resource"].get("section"))
-    return have
-
-
 def _ours(files: list[Path], rounds: int, min_round_s: float, warmup_s: float) -> dict[str, Any]:
     sys.path.insert(0, str(ROOT))
     from lxml import etree
 
     from gateway.formats.cda.reader import _parser
     from gateway.pipeline import convert
+    from tests.cda.counts import cda_section_counts, fhir_section_counts
 
     out: dict[str, Any] = {}
     for f in files:
         data = f.read_bytes()
         conv = convert(data)
         bundle = json.loads(conv.to_json())
-        want, have = _cda_counts(data), _fhir_counts(bundle)
+        want = cda_section_counts(etree.fromstring(data))
+        have = fhir_section_counts(bundle)
         kept = all(have.get(code, 0) >= n for code, n in want.items())
         ours = measure(
             lambda: convert(data).to_json(),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -21,6 +22,21 @@ def sample(name: str) -> bytes:
     matches = [p for p in hl7v2_samples() if p.name == name]
     assert matches, f"no fixture named {name}"
     return matches[0].read_bytes()
+
+
+def refs(node: Any) -> list[str]:
+    """Every ``reference`` string in a FHIR resource (or any JSON value), nested ones included."""
+    out: list[str] = []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            if k == "reference" and isinstance(v, str):
+                out.append(v)
+            else:
+                out.extend(refs(v))
+    elif isinstance(node, list):
+        for v in node:
+            out.extend(refs(v))
+    return out
 
 
 @pytest.fixture(scope="session")

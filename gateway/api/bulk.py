@@ -187,7 +187,15 @@ def status(job: str, request: Request) -> Response:
 @router.delete("/$export-status/{job}", status_code=202, summary="Cancel or delete a Bulk Data export (system)")
 def cancel(job: str, request: Request) -> Response:
     caller = _system(request)
-    shutil.rmtree(_job_dir(request, caller, job)[0], ignore_errors=True)
+    folder = _job_dir(request, caller, job)[0]
+    # Renamed away first (atomic), then removed: a job finishing meanwhile can
+    # no longer write its state back into the folder the client just deleted.
+    tomb = folder.with_name(f".{folder.name}.cancelled-{uuid.uuid4().hex}")
+    try:
+        folder.rename(tomb)
+    except OSError:  # already gone
+        return Response(status_code=202)
+    shutil.rmtree(tomb, ignore_errors=True)
     return Response(status_code=202)
 
 

@@ -1,6 +1,7 @@
-"""Shared helpers for the CDA tests: the fixtures, fragment wrapping, and
-independent readings of the source XML (plain lxml, not the gateway's
-reader) to hold conversions against."""
+"""Shared helpers for the CDA tests: the fixtures, their conversions and
+fragment wrapping. The independent readings of the source XML (plain lxml,
+not the gateway's reader) to hold conversions against are in
+tests/cda/counts.py."""
 
 from __future__ import annotations
 
@@ -9,24 +10,12 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from lxml import etree
-
 from gateway.pipeline import Conversion, convert
 
 ROOT = Path(__file__).resolve().parents[2]
 CDA = ROOT / "fixtures" / "cda"
 SHARED = ROOT.parent / "shared" / "samples" / "cda"
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
-H = {"h": "urn:hl7-org:v3"}
-CLINICAL = (
-    "act",
-    "observation",
-    "substanceAdministration",
-    "supply",
-    "procedure",
-    "organizer",
-    "encounter",
-)
 
 
 def documents(family: str | None = None) -> list[Path]:
@@ -101,49 +90,5 @@ def wrap_fragment(path: Path) -> bytes:
     return _HEADER.format(name=path.stem, body=body).encode("utf-8")
 
 
-def cda_section_counts(tree: etree._ElementTree) -> dict[str, int]:
-    """Clinical entries per section LOINC code, nested sections included."""
-    want: dict[str, int] = {}
-    for s in tree.xpath("//h:component/h:section", namespaces=H):
-        c = s.find("h:code", H)
-        if c is None or not c.get("code"):
-            continue
-        n = sum(
-            1
-            for e in s.findall("h:entry", H)
-            if any(e.find(f"h:{x}", H) is not None for x in CLINICAL)
-        )
-        want[c.get("code")] = want.get(c.get("code"), 0) + n
-    return want
-
-
-def fhir_section_counts(bundle: dict[str, Any]) -> dict[str, int]:
-    have: dict[str, int] = {}
-
-    def walk(sections: list[dict[str, Any]] | None) -> None:
-        for s in sections or []:
-            for c in (s.get("code") or {}).get("coding", []):
-                have[c.get("code")] = have.get(c.get("code"), 0) + len(s.get("entry", []))
-            walk(s.get("section"))
-
-    comp = bundle["entry"][0]["resource"]
-    walk(comp.get("section"))
-    return have
-
-
 def resources(conv: Conversion, rtype: str) -> list[dict[str, Any]]:
     return [r for r in conv.resources if r["resourceType"] == rtype]
-
-
-def refs(node: Any) -> list[str]:
-    out: list[str] = []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k == "reference" and isinstance(v, str):
-                out.append(v)
-            else:
-                out.extend(refs(v))
-    elif isinstance(node, list):
-        for v in node:
-            out.extend(refs(v))
-    return out

@@ -11,7 +11,8 @@ import base64
 from lxml import etree
 
 from gateway.pipeline import convert
-from tests.cda.helpers import NOW, H, fixture, resources
+from tests.cda.counts import H
+from tests.cda.helpers import NOW, fixture, resources
 
 PDF = b"%PDF-1.4\n1 0 obj<</Type/Catalog>>endobj\ntrailer<</Root 1 0 R>>\n%%EOF\n"
 

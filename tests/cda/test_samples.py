@@ -12,19 +12,9 @@ from fhir.resources.R4B import get_fhir_model_class
 from lxml import etree
 
 from gateway.pipeline import convert
-from tests.cda.helpers import (
-    CDA,
-    CLINICAL,
-    NOW,
-    SHARED,
-    H,
-    cda_section_counts,
-    converted,
-    documents,
-    fhir_section_counts,
-    refs,
-    resources,
-)
+from tests.cda.counts import CLINICAL, H, cda_section_counts, fhir_section_counts
+from tests.cda.helpers import CDA, NOW, SHARED, converted, documents, resources
+from tests.conftest import refs
 
 ALL = documents()
 PS_AND_CCDA = documents("ehdsi-ps") + documents("ccda")

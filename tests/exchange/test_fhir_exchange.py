@@ -7,98 +7,28 @@ by two stores on one database."""
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 import uuid
-from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 
-from gateway.api import create_app
 from gateway.exchange.context import exchange_for
 from gateway.exchange.errors import Replayed
 from gateway.exchange.fhir_client import ASSERTION_TYPE, client_assertion
 from gateway.exchange.keys import init_keys
 from gateway.exchange.replay import ReplayGuard
-from gateway.exchange.retrieve import retrieve
-from gateway.exchange.trust import TrustStore, own_entry
-from gateway.ingest import ingest
 from gateway.records import Store
-from gateway.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "fixtures" / "hl7v2" / "demo"
-IDENT = "urn:oid:1.3.6.1.4.1.12559.11.10.1.3.1.1.3|123456789"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """A gateway (uvicorn in a thread) on a loopback port; restartable on the same port."""
-
-    def __init__(self, home: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        settings = Settings.resolve(home)
-        self.store = Store(settings.db_url)
-        self.app = create_app(settings, self.store)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.time() + 10
-        while not self.server.started:
-            if time.time() > deadline or not self.thread.is_alive():
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.store.close()
-
-
-def load_demo(home: Path) -> None:
-    store = Store(Settings.resolve(home).db_url)
-    for msg in sorted(DEMO.glob("*.hl7")):
-        ingest(store, msg.read_bytes(), "hl7v2")
-    store.close()
-
-
-@pytest.fixture
-def gateways(tmp_path: Path):
-    a_home, b_home = tmp_path / "a", tmp_path / "b"
-    ring_a, ring_b = init_keys(a_home, "BE"), init_keys(b_home, "PT")
-    load_demo(a_home)
-    with Server(a_home) as a:
-        TrustStore(b_home).add(own_entry(ring_a, a.url))
-        TrustStore(a_home).add(own_entry(ring_b, "http://127.0.0.1:1"))
-        yield a, a_home, b_home
+from .conftest import DEMO, IDENT, b_retrieves
 
 
 def test_b_retrieves_summary_from_a_over_fhir(gateways):
-    a, a_home, b_home = gateways
-    b_store = Store(Settings.resolve(b_home).db_url)
-    try:
-        done = retrieve(b_home, b_store, "BE", IDENT, via="fhir")
-        assert done.signer == "BE" and done.stored > 3
-        assert done.mime_type == "application/fhir+json"
+    a, _, b_home = gateways
+    with b_retrieves(b_home, "fhir") as (done, b_store):
         assert done.document.startswith("urn:gateway:BE:summary:")
         provs = b_store.search("Provenance")
         assert any("urn:gateway:BE" in str(p) and done.document in str(p) for p in provs)
-        assert b_store.search("Patient")
-    finally:
-        b_store.close()
     # A audited the peer's reads under the peer's client id
     events = a.store.search("AuditEvent", limit=500)
     assert any("urn:gateway:PT" in str(e) for e in events)

@@ -22,7 +22,7 @@ from gateway.ingest import ingest
 from gateway.records import Store
 from gateway.settings import Settings
 
-from .test_fhir_exchange import Server, free_port
+from .conftest import Server, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 EP = ROOT / "fixtures" / "cda" / "ehdsi-ep" / "FI" / "eP-W8-FI-1-1234.xml"

@@ -5,18 +5,13 @@ the signed summary, verifies it and stores it. Plus the SOAP attack suite."""
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 import uuid
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from lxml import etree
 
-from gateway.api import create_app
 from gateway.exchange.context import exchange_for
 from gateway.exchange.errors import ExchangeError
 from gateway.exchange.keys import init_keys
@@ -24,77 +19,20 @@ from gateway.exchange.retrieve import retrieve
 from gateway.exchange.saml import issue_assertion
 from gateway.exchange.trust import TrustStore, own_entry
 from gateway.exchange.xca import NS, envelope, find_documents_request
-from gateway.ingest import ingest
 from gateway.records import Store
 from gateway.settings import Settings
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO = ROOT / "fixtures" / "hl7v2" / "demo"
-IDENT = "urn:oid:1.3.6.1.4.1.12559.11.10.1.3.1.1.3|123456789"
+from .conftest import IDENT, b_retrieves
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def test_b_retrieves_summary_from_a_over_soap(gateways):
+    _, _, b_home = gateways
+    with b_retrieves(b_home, "soap") as (_, b_store):
+        assert any("urn:gateway:BE" in str(p) for p in b_store.search("Provenance"))
 
 
-class Server:
-    def __init__(self, home: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        settings = Settings.resolve(home)
-        self.store = Store(settings.db_url)
-        self.app = create_app(settings, self.store)
-        self.server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> "Server":
-        self.thread.start()
-        deadline = time.time() + 10
-        while not self.server.started:
-            if time.time() > deadline:
-                raise RuntimeError("server did not start")
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
-        self.store.close()
-
-
-@pytest.fixture
-def pair(tmp_path: Path):
-    a_home, b_home = tmp_path / "a", tmp_path / "b"
-    ring_a, ring_b = init_keys(a_home, "BE"), init_keys(b_home, "PT")
-    store = Store(Settings.resolve(a_home).db_url)
-    for msg in sorted(DEMO.glob("*.hl7")):
-        ingest(store, msg.read_bytes(), "hl7v2")
-    store.close()
-    with Server(a_home) as a:
-        TrustStore(b_home).add(own_entry(ring_a, a.url))
-        TrustStore(a_home).add(own_entry(ring_b, "http://127.0.0.1:1"))
-        yield a, a_home, b_home
-
-
-def test_b_retrieves_summary_from_a_over_soap(pair):
-    a, a_home, b_home = pair
-    b_store = Store(Settings.resolve(b_home).db_url)
-    try:
-        done = retrieve(b_home, b_store, "BE", IDENT, via="soap")
-        assert done.signer == "BE" and done.stored > 3
-        assert done.mime_type == "application/fhir+json"
-        provs = b_store.search("Provenance")
-        assert any("urn:gateway:BE" in str(p) for p in provs)
-        assert b_store.search("Patient")
-    finally:
-        b_store.close()
-
-
-def test_untrusted_requester_gets_a_fault(pair, tmp_path):
-    a, _, _ = pair
+def test_untrusted_requester_gets_a_fault(gateways, tmp_path):
+    a, _, _ = gateways
     stranger = tmp_path / "c"
     init_keys(stranger, "FR")
     TrustStore(stranger).add(own_entry(exchange_for(a.app.state.settings.home).keys, a.url))
@@ -115,10 +53,10 @@ def _request(b_home: Path, *, message_id: str | None = None, assertion=None, **k
                     message_id=message_id or f"urn:uuid:{uuid.uuid4()}", security=sec)
 
 
-def test_soap_attacks(pair):
+def test_soap_attacks(gateways):
     import datetime as dt
 
-    a, _, b_home = pair
+    a, _, b_home = gateways
     ok = _post(a, _request(b_home))
     assert ok.status_code == 200 and b"ExtrinsicObject" in ok.content
     # no assertion, no token
@@ -154,11 +92,11 @@ def test_soap_attacks(pair):
     assert b"DOCTYPE" in _post(a, b'<!DOCTYPE x [<!ENTITY e SYSTEM "file:///etc/passwd">]><x>&e;</x>').content
 
 
-def test_summary_over_http_is_signed(pair):
+def test_summary_over_http_is_signed(gateways):
     from gateway.access.tokens import mint
     from gateway.exchange.jws import loads_precise, verify_bundle
 
-    a, a_home, _ = pair
+    a, a_home, _ = gateways
     token = mint(a.app.state.auth, scope="system/*.rs", subject="t")
     h = {"authorization": f"Bearer {token}"}
     r = httpx.get(f"{a.url}/fhir/Patient/$summary", params={"identifier": IDENT}, headers=h, timeout=30)

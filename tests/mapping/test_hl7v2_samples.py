@@ -16,7 +16,7 @@ import pytest
 from fhir.resources.R4B import get_fhir_model_class
 
 from gateway.pipeline import convert
-from tests.conftest import hl7v2_samples, sample
+from tests.conftest import hl7v2_samples, refs, sample
 
 NOW = datetime(2026, 1, 1, tzinfo=timezone.utc)
 SAMPLES = hl7v2_samples()
@@ -36,20 +36,6 @@ def _one(resources: list[dict[str, Any]], rtype: str) -> dict[str, Any]:
     return found[0]
 
 
-def _refs(node: Any) -> list[str]:
-    out: list[str] = []
-    if isinstance(node, dict):
-        for k, v in node.items():
-            if k == "reference" and isinstance(v, str):
-                out.append(v)
-            else:
-                out.extend(_refs(v))
-    elif isinstance(node, list):
-        for v in node:
-            out.extend(_refs(v))
-    return out
-
-
 @pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
 def test_sample_converts_to_valid_r4_resources(path: Path) -> None:
     conv = convert(path.read_bytes(), now=NOW)
@@ -60,7 +46,7 @@ def test_sample_converts_to_valid_r4_resources(path: Path) -> None:
         assert res["meta"]["source"].startswith("urn:hl7v2:")
     # every reference points at a resource of the same Bundle
     for res in conv.resources:
-        for ref in _refs(res):
+        for ref in refs(res):
             assert ref in ids, f"{res['resourceType']} refers to missing {ref}"
     prov = _one(conv.resources, "Provenance")
     assert {t["reference"] for t in prov["target"]} == set(ids) - {f"Provenance/{prov['id']}"}
