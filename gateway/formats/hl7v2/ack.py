@@ -83,6 +83,10 @@ def build_ack(message: Message | None, code: AckCode, issues: list[Issue] | None
         processing = msh.raw(11) or "P"
         version = msh.raw(12) or "2.5.1"
         charset = msh.raw(18)
+        if charset and CHARSETS.get(charset.upper()) is None:
+            # an unknown declaration would make the ACK's own bytes ambiguous:
+            # say what the ACK is written in
+            charset = "UNICODE UTF-8"
     else:
         send_app, send_fac, recv_app, recv_fac = "GATEWAY", "", "", ""
         event, control, processing, version, charset = "", "", "P", "2.5.1", ""
@@ -98,7 +102,7 @@ def build_ack(message: Message | None, code: AckCode, issues: list[Issue] | None
     for issue in issues or []:
         if issue.severity in ("fatal", "error") or (code != "AA" and issue.severity == "warning"):
             segments.append(_err(issue, enc, version))
-    declared = message.charset if message is not None and charset else ""
+    declared = charset if message is not None else ""
     return _encode("\r".join(segments) + "\r", declared)
 
 
