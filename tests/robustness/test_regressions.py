@@ -32,6 +32,7 @@ HL7 = {"Content-Type": "x-application/hl7-v2+er7"}
 
 REFUSED_AT = {  # the located refusal each input gets now
     "utf16-bom-odd-tail": "MSH[1]",
+    "letters-as-delimiters": "MSH[1]-2",
     "nul-in-field": "PID[1]-5",
 }
 

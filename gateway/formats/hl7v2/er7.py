@@ -312,11 +312,15 @@ def parse(data: bytes | str) -> Message:
     fs = text[3]
     enc_end = text.find(fs, 4)
     msh2 = text[4:enc_end] if enc_end != -1 else ""
-    if len(msh2) not in (4, 5) or fs.isalnum() or len(set(fs + msh2)) != len(msh2) + 1:
+    # Letters and digits cannot be delimiters: the answer's own fields
+    # ("ACK", dates) would be cut apart by them.
+    if (len(msh2) not in (4, 5) or any(c.isalnum() or c.isspace() for c in fs + msh2)
+            or len(set(fs + msh2)) != len(msh2) + 1):
         raise RejectedInput(
             "invalid encoding characters in MSH-1/MSH-2",
             [Issue("error", "structure",
-                   f"MSH-1 {fs!r} and MSH-2 {msh2!r} must be five (or six) distinct delimiters",
+                   f"MSH-1 {fs!r} and MSH-2 {msh2!r} must be five (or six) distinct delimiters, "
+                   "none a letter, digit or space",
                    "MSH[1]-2")],
         )
     enc = Encoding(fs, msh2[0], msh2[1], msh2[2], msh2[3], msh2[4] if len(msh2) == 5 else None)
