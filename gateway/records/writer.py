@@ -99,6 +99,9 @@ class Writer:
         self._current: dict[Key, _Current] = {}
         self._missing: set[Key] = set()  # looked up: not in the database
         self._ingestions: list[tuple[str, str, str, str, str, str, str]] = []
+        # Patients this transaction wrote, by (system, value) identifier: what
+        # the search index will say once flushed
+        self._written_ids: dict[tuple[str | None, str | None], set[str]] = {}
 
     # ------------------------------------------------------------------ reading
     def load(self, keys: list[Key]) -> None:
@@ -139,6 +142,7 @@ class Writer:
             cur.versions.append((rtype, rid, 1, when, text))
             self._current[key] = cur
             self._missing.discard(key)
+            self._note_identifiers(key, body)
             return StoredEntry(rtype, rid, 1, "created", when)
         old = cur.body
         if res.get("status") == "unknown" and old.get("status") not in (None, "unknown"):
@@ -155,7 +159,13 @@ class Writer:
         cur.text = dumps(cur.body).decode()
         cur.rows = None  # the merged body is indexed at flush
         cur.versions.append((rtype, rid, cur.version, when, cur.text))
+        self._note_identifiers(key, cur.body)
         return StoredEntry(rtype, rid, cur.version, "updated", when)
+
+    def _note_identifiers(self, key: Key, body: dict[str, Any]) -> None:
+        if key[0] == "Patient":
+            for ident in _identifiers(body):
+                self._written_ids.setdefault(ident, set()).add(key[1])
 
     def log_ingestion(self, row: tuple[str, str, str, str, str, str, str]) -> None:
         self._ingestions.append(row)
@@ -170,8 +180,10 @@ class Writer:
         pid = me["id"]
         candidates = {other for other, system in self.sql.patients_with_identifiers(
             self.cur, (v for _, v in idents if v), pid) if system in {s for s, _ in idents}}
-        candidates.update(i for (t, i), c in self._current.items()
-                          if t == "Patient" and i != pid and c.text is not None)
+        for ident in idents:
+            candidates.update(self._written_ids.get(ident, ()))
+        candidates.discard(pid)
+        # an update may have dropped an identifier: check the current bodies
         return sorted(other for other in candidates
                       if (body := self.read("Patient", other)) is not None and _identifiers(body) & idents)
 

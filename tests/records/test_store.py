@@ -154,3 +154,28 @@ def test_status_unknown_does_not_overwrite_a_known_status(db_url: str) -> None:
         assert store.read("Encounter", "v2")["status"] == "unknown"  # nothing better known
     finally:
         store.close()
+
+
+def test_patients_sharing_an_identifier_are_linked_when_stored_together(db_url: str) -> None:
+    """Two sources' Patients with one identifier, arriving at once (one group
+    commit): linked both ways, as if stored one after the other."""
+    store = Store(db_url)
+    barrier = threading.Barrier(8)
+
+    def work(i: int) -> None:
+        value = "SAME" if i < 2 else f"v{i}"
+        barrier.wait(30)
+        _ingest(store, f"s{i}", [{"resourceType": "Patient", "id": f"s{i}",
+                                  "identifier": [{"system": "urn:oid:1.2.9", "value": value}]}])
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert store.read("Patient", "s0")["link"] == [{"other": {"reference": "Patient/s1"}, "type": "seealso"}]
+        assert store.read("Patient", "s1")["link"] == [{"other": {"reference": "Patient/s0"}, "type": "seealso"}]
+        assert all("link" not in store.read("Patient", f"s{i}") for i in range(2, 8))
+    finally:
+        store.close()
