@@ -114,6 +114,11 @@ def main() -> int:
     args = ap.parse_args()
     extra_env = {"GATEWAY_MAX_INFLIGHT": str(args.inflight)} if args.inflight else {}
     levels = [int(x) for x in args.levels.split(",")]
+    dbs = [{"postgresql": "postgres"}.get(x, x) for x in args.dbs.split(",")]
+    if not set(dbs) <= {"sqlite", "postgres"}:
+        ap.error(f"--dbs: sqlite and/or postgres, not {args.dbs}")
+    if not set(args.transports.split(",")) <= {"mllp", "http"}:
+        ap.error(f"--transports: mllp and/or http, not {args.transports}")
     print(f"machine: {os.cpu_count()} cores, Python {platform.python_version()}, {platform.platform()}")
     baseline = convert_only(min(args.seconds, 5.0))
     print(f"baseline: pipeline.convert alone, one core: {baseline:.0f} msg/s "
@@ -123,7 +128,7 @@ def main() -> int:
     results: list[dict[str, object]] = []
     pg = None
     try:
-        for db_name in args.dbs.split(","):
+        for db_name in dbs:
             db = None
             if db_name == "postgres":
                 from tests.pgserver import PostgresServer
