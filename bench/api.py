@@ -138,7 +138,7 @@ def main() -> None:
     if not args.no_postgres:
         from tests.pgserver import PostgresServer
         try:
-            pg = PostgresServer()
+            pg = PostgresServer(durable=True)
             pg.start()
             backends.append(("PostgreSQL", pg.new_database("bench")))
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:

@@ -44,7 +44,7 @@ def main() -> int:
         from tests.pgserver import PostgresServer
 
         try:
-            pg = PostgresServer()
+            pg = PostgresServer(durable=True)
             pg.start()
             backends.append(("PostgreSQL", pg.new_database("crash")))
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:

@@ -134,7 +134,7 @@ def main() -> int:
                 from tests.pgserver import PostgresServer
 
                 try:
-                    pg = PostgresServer()
+                    pg = PostgresServer(durable=True)
                     pg.start()
                 except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                     print(f"(PostgreSQL not available: {exc})")

@@ -28,7 +28,12 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    def __init__(self) -> None:
+    """``durable=False`` (the tests) skips fsync: faster, and a test never
+    survives a power cut. The benchmarks run durable, as a deployment does:
+    a commit is on disk before the gateway acknowledges."""
+
+    def __init__(self, *, durable: bool = False) -> None:
+        self.durable = durable
         bindir = _bindir()
         if bindir is None:
             raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) not found")
@@ -50,8 +55,8 @@ class PostgresServer:
     def start(self) -> str:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "gateway", "-E", "UTF8",
                   "--no-sync")
-        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off "
-                "-c max_connections=100")
+        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+                f"{'' if self.durable else '-c fsync=off '}-c max_connections=100")
         self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"),
                   "-w", "start")
         return f"postgresql+psycopg://gateway@127.0.0.1:{self.port}/postgres"

@@ -94,10 +94,13 @@ class Sql:
             shape, params = _grouped(keys)
             cur.execute(_delete_index(self.p, shape), params)
 
-    def patients_with_identifiers(self, cur: Any, values: Iterable[str], other_than: str) -> list[tuple[str, str]]:
-        """``(patient id, system)`` of other Patients indexed with one of these identifier values."""
+    def patients_with_identifiers(self, cur: Any, values: Iterable[str]) -> list[tuple[str, str, str]]:
+        """``(patient id, system, value)`` of the Patients indexed with one of these identifier values."""
         values = sorted(set(values))
-        cur.execute(_patients_by_identifier(self.p, len(values)), [*values, other_than])
+        if self.arrays:
+            cur.execute(_PG_PATIENTS_BY_IDENTIFIER, (values,), prepare=False)
+        else:
+            cur.execute(_patients_by_identifier(self.p, len(values)), values)
         return cur.fetchall()  # type: ignore[no-any-return]
 
 
@@ -114,6 +117,11 @@ _PG_DELETE_INDEX = (
     "DELETE FROM search_index s USING " + _PG_KEYS +
     " WHERE s.resource_type = k.resource_type AND s.id = k.id")
 _PG_INGESTIONS = "SELECT id, result FROM ingestion WHERE id = ANY(%s::text[])"
+# (``code IS NOT NULL`` spelled out: the token index is partial, and the
+# planner cannot infer it from ``= ANY`` of an array parameter)
+_PG_PATIENTS_BY_IDENTIFIER = (
+    "SELECT id, system, code FROM search_index WHERE resource_type = 'Patient' "
+    "AND param = 'identifier' AND code IS NOT NULL AND code = ANY(%s::text[])")
 
 
 def _grouped(keys: Sequence[tuple[str, str]]) -> tuple[tuple[int, ...], list[str]]:
@@ -159,5 +167,5 @@ def _select_ingestions(p: str, n: int) -> str:
 def _patients_by_identifier(p: str, n: int) -> str:
     # No DISTINCT: with it SQLite walks every Patient row of (resource_type, id)
     # instead of the token index.
-    return ("SELECT id, system FROM search_index WHERE resource_type = 'Patient' "
-            f"AND param = 'identifier' AND code IN ({', '.join([p] * n)}) AND id <> {p}")
+    return ("SELECT id, system, code FROM search_index WHERE resource_type = 'Patient' "
+            f"AND param = 'identifier' AND code IN ({', '.join([p] * n)})")

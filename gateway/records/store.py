@@ -127,6 +127,9 @@ class Store:
         # what the batch's resources hold now, in one read
         writer.load([(p.resource["resourceType"], p.resource["id"])
                      for w in works if w.ingestion_id not in prior for p in w.prepared])
+        # and who else carries the identifiers of its Patients, in one read
+        writer.look_up_identifiers([p.resource for w in works if w.ingestion_id not in prior
+                                    for p in w.prepared if p.resource["resourceType"] == "Patient"])
         done: dict[str, IngestResult] = {}
         results = []
         for w in works:

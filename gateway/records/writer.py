@@ -102,6 +102,9 @@ class Writer:
         # Patients this transaction wrote, by (system, value) identifier: what
         # the search index will say once flushed
         self._written_ids: dict[tuple[str | None, str | None], set[str]] = {}
+        # Patients the database indexes, by identifier value: (id, system)
+        # pairs, for the values looked up so far (the index changes only at flush)
+        self._indexed_ids: dict[str, list[tuple[str, str]]] = {}
 
     # ------------------------------------------------------------------ reading
     def load(self, keys: list[Key]) -> None:
@@ -171,6 +174,17 @@ class Writer:
         self._ingestions.append(row)
 
     # ------------------------------------------------------------------ linking
+    def look_up_identifiers(self, patients: list[dict[str, Any]]) -> None:
+        """Read, in one statement, which stored Patients carry the identifier
+        values of ``patients`` (the Patients a batch is about to write)."""
+        values = {v for p in patients for _, v in _identifiers(p) if v} - self._indexed_ids.keys()
+        if not values:
+            return
+        found: dict[str, list[tuple[str, str]]] = {v: [] for v in values}
+        for pid, system, value in self.sql.patients_with_identifiers(self.cur, values):
+            found[value].append((pid, system))
+        self._indexed_ids.update(found)
+
     def same_person(self, me: dict[str, Any]) -> list[str]:
         """Other Patients carrying one of ``me``'s identifiers (with a system),
         as this transaction sees them."""
@@ -178,8 +192,10 @@ class Writer:
         if not idents:
             return []
         pid = me["id"]
-        candidates = {other for other, system in self.sql.patients_with_identifiers(
-            self.cur, (v for _, v in idents if v), pid) if system in {s for s, _ in idents}}
+        self.look_up_identifiers([me])
+        systems = {s for s, _ in idents}
+        candidates = {other for _, v in idents if v
+                      for other, system in self._indexed_ids[v] if system in systems}
         for ident in idents:
             candidates.update(self._written_ids.get(ident, ()))
         candidates.discard(pid)
