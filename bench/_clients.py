@@ -102,9 +102,14 @@ def server_pids(servers: list[Served]) -> list[int]:
 
 def cpu_seconds(servers: list[Served]) -> float:
     """User + system CPU time of the servers so far."""
+    return process_cpu_seconds(server_pids(servers))
+
+
+def process_cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0.0
-    for pid in server_pids(servers):
+    for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:

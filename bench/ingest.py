@@ -37,13 +37,14 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _clients import cpu_seconds, http_ingester, mllp_sender, percentile as _pct  # noqa: E402
+from _clients import cpu_seconds, http_ingester, mllp_sender, percentile as _pct, process_cpu_seconds  # noqa: E402
 
 from tests.robustness.serving import Served, unique_message  # noqa: E402
 
@@ -57,9 +58,11 @@ class Level:
     errors: int = 0
     seconds: float = 0.0
     cpu_seconds: float = 0.0
+    db_cpu_seconds: float = 0.0  # the PostgreSQL server's, while the level ran
 
 
-def run_level(server: Served, transport: str, token: str, clients: int, seconds: float, run: int) -> Level:
+def run_level(server: Served, transport: str, token: str, clients: int, seconds: float, run: int,
+              db_pids: Callable[[], list[int]] = list) -> Level:
     level = Level(clients)
 
     def record(outcome: str, ms: float) -> None:
@@ -81,10 +84,12 @@ def run_level(server: Served, transport: str, token: str, clients: int, seconds:
                      for c in range(clients)]
         await asyncio.gather(*tasks)
 
-    cpu0, t0 = cpu_seconds([server]), time.monotonic()
+    pids = db_pids()
+    cpu0, db0, t0 = cpu_seconds([server]), process_cpu_seconds(pids), time.monotonic()
     asyncio.run(drive())
     level.seconds = time.monotonic() - t0
     level.cpu_seconds = cpu_seconds([server]) - cpu0
+    level.db_cpu_seconds = process_cpu_seconds(pids) - db0
     return level
 
 
@@ -150,22 +155,28 @@ def main() -> int:
                     token = server.token() if transport == "http" else ""
                     print(f"{db_name} / {transport}")
                     print(f"  {'clients':>7}{'msg/s':>9}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}"
-                          f"{'busy':>7}{'429':>6}{'errors':>8}{'cpu ms/msg':>12}{'/convert':>10}")
+                          f"{'busy':>7}{'429':>6}{'errors':>8}{'cpu ms/msg':>12}{'db ms/msg':>11}"
+                          f"{'/convert':>10}")
                     rows = []
                     for i, clients in enumerate(levels):
-                        lv = run_level(server, transport, token, clients, args.seconds, i)
+                        lv = run_level(server, transport, token, clients, args.seconds, i,
+                                       pg.pids if db_name == "postgres" and pg is not None else list)
                         done = len(lv.latencies)
                         rate = done / lv.seconds if lv.seconds else 0.0
                         row = {"clients": clients, "per_second": rate, "p50_ms": _pct(lv.latencies, 50),
                                "p95_ms": _pct(lv.latencies, 95), "p99_ms": _pct(lv.latencies, 99),
                                "busy": lv.busy, "throttled": lv.throttled, "errors": lv.errors,
                                "cpu_ms_per_message": lv.cpu_seconds / done * 1000 if done else None,
+                               "db_cpu_ms_per_message": (lv.db_cpu_seconds / done * 1000
+                                                         if done and db_name == "postgres" else None),
                                "ratio_to_convert_only": rate / baseline}
                         rows.append(row)
                         cpu = f"{row['cpu_ms_per_message']:.2f}" if done else "n/a"
+                        dbc = row["db_cpu_ms_per_message"]
+                        dbc = f"{dbc:.2f}" if dbc is not None else "-"
                         print(f"  {clients:>7}{rate:>9.0f}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}"
                               f"{row['p99_ms']:>9.1f}{lv.busy:>7}{lv.throttled:>6}{lv.errors:>8}"
-                              f"{cpu:>12}{rate / baseline:>10.2f}")
+                              f"{cpu:>12}{dbc:>11}{rate / baseline:>10.2f}")
                     best = max(r["per_second"] for r in rows)  # type: ignore[type-var]
                     knee = next(r for r in rows if r["per_second"] >= 0.95 * best)  # type: ignore[operator]
                     print(f"  knee: {knee['clients']} clients, {knee['per_second']:.0f} msg/s, "

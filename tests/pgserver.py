@@ -69,6 +69,15 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://gateway@127.0.0.1:{self.port}/{name}"
 
+    def pids(self) -> list[int]:
+        """The server's processes (Linux /proc): the postmaster and its children."""
+        try:
+            main = int((self.data / "postmaster.pid").read_text().split()[0])
+            children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
+        except (OSError, ValueError, IndexError):
+            return []
+        return [main, *(int(c) for c in children)]
+
     def stop(self) -> None:
         try:
             self._run("pg_ctl", "-D", str(self.data), "-m", "immediate", "stop")

@@ -117,11 +117,15 @@ _PG_DELETE_INDEX = (
     "DELETE FROM search_index s USING " + _PG_KEYS +
     " WHERE s.resource_type = k.resource_type AND s.id = k.id")
 _PG_INGESTIONS = "SELECT id, result FROM ingestion WHERE id = ANY(%s::text[])"
-# (``code IS NOT NULL`` spelled out: the token index is partial, and the
-# planner cannot infer it from ``= ANY`` of an array parameter)
+# One index descent per value, whatever the statistics say: the subquery is
+# run for each value (LATERAL; OFFSET 0 keeps it from being merged into a
+# join the planner may reorder). Written as ``code = ANY(%s)`` or as a plain
+# join, the planner, without statistics yet (a new database), filtered every
+# Patient identifier row instead.
 _PG_PATIENTS_BY_IDENTIFIER = (
-    "SELECT id, system, code FROM search_index WHERE resource_type = 'Patient' "
-    "AND param = 'identifier' AND code IS NOT NULL AND code = ANY(%s::text[])")
+    "SELECT p.id, p.system, p.code FROM unnest(%s::text[]) AS v(code), LATERAL ("
+    "SELECT s.id, s.system, s.code FROM search_index s WHERE s.resource_type = 'Patient' "
+    "AND s.param = 'identifier' AND s.code = v.code OFFSET 0) AS p")
 
 
 def _grouped(keys: Sequence[tuple[str, str]]) -> tuple[tuple[int, ...], list[str]]:
