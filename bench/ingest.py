@@ -95,10 +95,10 @@ def run_level(server: Served, transport: str, token: str, clients: int, seconds:
 
 def convert_only(seconds: float) -> float:
     """Messages per second of pipeline.convert alone, one core, same messages."""
-    from gateway.ingest import warm_up
+    from gateway.warmup import warm_conversion
     from gateway.pipeline import convert
 
-    warm_up()
+    warm_conversion()
     n, start = 0, time.perf_counter()
     while time.perf_counter() - start < seconds:
         convert(unique_message("BASE", n), "hl7v2")

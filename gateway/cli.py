@@ -339,10 +339,11 @@ async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any) -> None:
     import uvicorn
 
     from .api.limits import server_options
-    from .ingest import bad_frame_reply, mllp_handler, warm_up
+    from .ingest import bad_frame_reply, mllp_handler
     from .mllp import MLLPServer
+    from .warmup import warm_up
 
-    warm_up()  # before listening: no sender waits for the first-message load
+    warm_up(app.state.settings.home)  # before listening: no caller waits for first-use loading
     # Threads for blocking work (conversion, storage) up to the limit of
     # messages in progress, so that every admitted message is being worked on
     # (and joins the next group commit) rather than queued behind a few

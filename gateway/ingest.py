@@ -14,25 +14,13 @@ from .formats.hl7v2.ack import build_ack
 from .pipeline import Conversion, convert
 from .records import IngestResult, Store
 
-__all__ = ["ingest", "Ingested", "mllp_handler", "bad_frame_reply", "warm_up"]
+__all__ = ["ingest", "Ingested", "mllp_handler", "bad_frame_reply"]
 
 
 @dataclass(slots=True)
 class Ingested:
     conversion: Conversion | None  # None on a replay answered from the log
     result: IngestResult
-
-
-def warm_up() -> None:
-    """Load and compile the mappings and the terminology now: done lazily, the
-    first messages after a start would wait seconds for it."""
-    from . import pipeline
-    from .terminology import get_terminology
-
-    pipeline.hl7v2_mapping()
-    pipeline.cda_mapping()
-    pipeline.national_mappings()
-    get_terminology()
 
 
 def ingest(store: Store, data: bytes, source_format: str = "auto", *, strict: bool = False,
