@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from .errors import GatewayError, Issue
 from .fhir.outcome import operation_outcome
-from .formats.hl7v2 import parse
+from .formats.hl7v2 import Message, parse
 from .formats.hl7v2.ack import build_ack
 from .pipeline import Conversion, convert
 from .records import IngestResult, Store
@@ -24,13 +24,14 @@ class Ingested:
 
 
 def ingest(store: Store, data: bytes, source_format: str = "auto", *, strict: bool = False,
-           authorize: Callable[[Conversion], None] | None = None) -> Ingested:
+           authorize: Callable[[Conversion], None] | None = None,
+           parsed: Message | None = None) -> Ingested:
     """Convert ``data`` and store the result in one transaction.
 
     ``authorize`` sees the conversion before anything is stored and may
     refuse it (raise). Raises :class:`GatewayError` when the input is
     refused; nothing is stored then."""
-    conv = convert(data, source_format, strict=strict)
+    conv = convert(data, source_format, strict=strict, parsed=parsed)
     if authorize is not None:
         authorize(conv)
     outcome = operation_outcome(conv.issues, ok_text="converted without findings")
@@ -55,7 +56,7 @@ def mllp_handler(store: Store, slots: threading.Semaphore | None = None):  # typ
                          "busy, resend: the gateway is at its limit of messages in progress")
             return build_ack(message, "AE", [busy], text="busy, resend")
         try:
-            done = ingest(store, data, "hl7v2")
+            done = ingest(store, data, "hl7v2", parsed=message)
         except GatewayError as exc:
             return build_ack(message, "AR", exc.issues, text=str(exc))
         except Exception as exc:  # storage failure: tell the sender to retry

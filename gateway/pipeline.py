@@ -105,8 +105,10 @@ def _message_digest(lines: list[str]) -> str:
 
 
 def convert_hl7v2(data: bytes | str, *, strict: bool = False, now: datetime | None = None,
-                  mapping: MappingSet | None = None) -> Conversion:
-    message = parse(data)
+                  mapping: MappingSet | None = None, parsed: Message | None = None) -> Conversion:
+    """``parsed``: ``data`` already read by :func:`parse` (the MLLP handler
+    reads a message before converting it, for its ACK)."""
+    message = parsed if parsed is not None else parse(data)
     lines = _message_lines(message)
     digest = _message_digest(lines)
     issues: list[Issue] = []
@@ -224,7 +226,7 @@ def _instant(now: datetime | None) -> str:
 
 
 def convert(data: bytes, source_format: str = "auto", *, strict: bool = False,
-            now: datetime | None = None) -> Conversion:
+            now: datetime | None = None, parsed: Message | None = None) -> Conversion:
     """Convert one message or document to FHIR R4 resources.
 
     Raises a :class:`gateway.errors.GatewayError` (with located issues) when
@@ -234,7 +236,7 @@ def convert(data: bytes, source_format: str = "auto", *, strict: bool = False,
     if fmt == "hl7v2":
         if data[:1] == b"\x0b":
             data = data[1:].rstrip(b"\x1c\r\n")
-        return convert_hl7v2(data, strict=strict, now=now)
+        return convert_hl7v2(data, strict=strict, now=now, parsed=parsed)
     if fmt == "cda":
         return convert_cda(data, now=now)
     if fmt in national_mappings():
