@@ -344,6 +344,12 @@ async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any) -> None:
     from .warmup import warm_up
 
     warm_up(app.state.settings.home)  # before listening: no caller waits for first-use loading
+    # What is loaded now lives as long as the process: out of the garbage
+    # collector's sight, so that collections do not walk it over and over.
+    import gc
+
+    gc.collect()
+    gc.freeze()
     # Threads for blocking work (conversion, storage) up to the limit of
     # messages in progress, so that every admitted message is being worked on
     # (and joins the next group commit) rather than queued behind a few
