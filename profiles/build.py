@@ -7,7 +7,8 @@ What it writes (see profiles/README.md for sources and licences):
 - ``hl7.fhir.uv.ips#2.0.0/`` and ``hl7.fhir.uv.ips#1.1.0/``: every StructureDefinition,
   ValueSet and CodeSystem of the package, byte for byte, with its ``package.json``;
 - ``hl7.fhir.uv.extensions.r4#5.3.0-ballot-tc1/``: the extension StructureDefinitions the
-  IPS profiles and our mappings (``mappings/**/*.yaml``) use, transitively, and the value
+  IPS profiles and our converters (``mappings/**/*.yaml``, ``gateway/**/*.py``) use,
+  transitively, and the value
   sets they bind;
 - ``hl7.terminology.r4#7.0.1/``: the ValueSets and CodeSystems bound anywhere in the above
   (and in the R4 core definitions), with the value sets and code systems they include;
@@ -148,10 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         wanted_vs |= sd_refs(sd)[1]
 
     # 2. extension definitions used, transitively: by the IPS profiles and by our own
-    #    mappings (mappings/**/*.yaml name the extensions the converters write; a name ending
-    #    in "-" is a prefix, e.g. humanname-)
+    #    mappings and converters (mappings/**/*.yaml and gateway/**/*.py name the extensions
+    #    the converters write; a name ending in "-" is a prefix, e.g. humanname-)
     ext_sd = by_url(ext, "StructureDefinition")
-    for path in (HERE.parent / "mappings").rglob("*.yaml"):
+    writers = [*(HERE.parent / "mappings").rglob("*.yaml"), *(HERE.parent / "gateway").rglob("*.py")]
+    for path in writers:
         for url in re.findall(r"http://hl7\.org/fhir/StructureDefinition/[A-Za-z0-9.\-]+",
                               path.read_text("utf-8")):
             wanted_sd.update(u for u in ext_sd if u == url or (url.endswith("-")
