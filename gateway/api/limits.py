@@ -507,8 +507,12 @@ class PatientLimiter:
 
 def _person(caller: Caller) -> str | None:
     """Whose distinct patients are counted: a person reading in user context
-    (a clinician, a citizen's trusted contact), by issuer and user. Not a
-    citizen reading their own record, nor a system client."""
+    (a clinician, a citizen's trusted contact), by issuer and user, or a person
+    a peer gateway vouches for (SAML subject over XCA). Not a citizen reading
+    their own record, nor a system client on its own behalf."""
+    vouched = caller.extra.get("vouched_person")
+    if vouched:
+        return f"{caller.issuer} {vouched}"
     if caller.kind != "user":
         return None
     who = (f"Practitioner/{caller.practitioner}" if caller.practitioner
@@ -552,27 +556,58 @@ async def rate_limit(request: Request) -> None:
     if care is not None and caller is not None and caller.point_of_care:
         verdict = care.take(f"care {caller.issuer} {caller.point_of_care}")
         if not verdict.allowed:
-            await _refuse(request, caller, address, verdict,
-                          f"point of care {caller.point_of_care!r} exceeded its rate limit of "
-                          f"{care.rate:g} requests a second (burst {care.burst}), all its clients together")
+            await _refuse(request, caller, address, verdict, _care_text(caller, care))
+
+
+def _care_text(caller: Caller, care: RateLimiter) -> str:
+    return (f"point of care {caller.point_of_care!r} exceeded its rate limit of {care.rate:g} "
+            f"requests a second (burst {care.burst}), all its clients together")
+
+
+def admit_point_of_care(request: Request, caller: Caller) -> None:
+    """The point-of-care threshold for a caller that only the route can tell
+    (XCA: the facility named in the SAML assertion): 429, audited, as
+    :func:`rate_limit` answers it. Runs in the route's thread."""
+    rates: RateLimits = getattr(request.app.state, "rate_limits", _OFF)
+    care = rates.care
+    if care is None or not caller.point_of_care:
+        return
+    verdict = care.take(f"care {caller.issuer} {caller.point_of_care}")
+    if not verdict.allowed:
+        address = request.client.host if request.client else "unknown"
+        text = _care_text(caller, care)
+        if verdict.first_refusal:
+            _store_refusal(request, _refusal_event(request, caller, address, text))
+        raise _too_many(text, verdict)
 
 
 async def _refuse(request: Request, caller: Caller | None, address: str, verdict: Verdict,
                   text: str) -> None:
     """Raise the 429; audit it first if it starts a run of refusals."""
     if verdict.first_refusal:
-        from ..access.audit import audit_event
+        await asyncio.to_thread(_store_refusal, request, _refusal_event(request, caller, address, text))
+    raise _too_many(text, verdict)
 
-        event = audit_event(caller, "operation", patient=None, what=[],
-                            request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
-                            outcome="minor", query=f"{request.method} {request.url.path}",
-                            client_address=address, description=text)
-        try:
-            await asyncio.to_thread(request.app.state.store.write, [event])
-        except Exception:  # the refusal stands; the log says why it is not audited
-            logger.exception("could not store the AuditEvent of a rate-limit refusal")
-    raise TooManyRequests("rate limit exceeded", [Issue("error", _code("throttled"), f"{text}; retry later")],
-                          verdict.retry_after)
+
+def _refusal_event(request: Request, caller: Caller | None, address: str, text: str) -> dict[str, Any]:
+    from ..access.audit import audit_event
+
+    return audit_event(caller, "operation", patient=None, what=[],
+                       request_id=request.headers.get("x-request-id") or str(uuid.uuid4()),
+                       outcome="minor", query=f"{request.method} {request.url.path}",
+                       client_address=address, description=text)
+
+
+def _store_refusal(request: Request, event: dict[str, Any]) -> None:
+    try:
+        request.app.state.store.write([event])
+    except Exception:  # the refusal stands; the log says why it is not audited
+        logger.exception("could not store the AuditEvent of a rate-limit refusal")
+
+
+def _too_many(text: str, verdict: Verdict) -> TooManyRequests:
+    return TooManyRequests("rate limit exceeded", [Issue("error", _code("throttled"), f"{text}; retry later")],
+                           verdict.retry_after)
 
 
 # --------------------------------------------------------------------------- in flight

@@ -19,7 +19,9 @@ from fastapi.responses import Response
 from ..errors import GatewayError
 from ..exchange import xca
 from ..exchange.context import exchange_for
+from ..exchange.documents import peer_caller
 from ..exchange.errors import ExchangeError, refuse
+from .limits import admit_point_of_care
 
 router = APIRouter()
 
@@ -27,8 +29,8 @@ SOAP12 = "application/soap+xml; charset=utf-8"
 MAX_BYTES = 2 * 1024 * 1024
 
 
-def _soap(body: bytes, status: int = 200) -> Response:
-    return Response(body, status_code=status, media_type=SOAP12)
+def _soap(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(body, status_code=status, media_type=SOAP12, headers=headers)
 
 
 @router.post("/soap/xca", summary="XCA responding gateway (ITI-38, ITI-39; SOAP 1.2, SAML)",
@@ -40,7 +42,11 @@ async def xca_endpoint(request: Request) -> Response:
             raise refuse(ExchangeError, "message too large")
         return _handle(request, data)
     except GatewayError as exc:
-        return _soap(xca.fault(exc), 400 if exc.status < 500 else 500)
+        # A threshold or a busy gateway keeps its status and says when to
+        # come back; any other refusal is the sender's (400) or ours (500).
+        retry = getattr(exc, "headers", None) if exc.status in (429, 503) else None
+        status = exc.status if retry else 400 if exc.status < 500 else 500
+        return _soap(xca.fault(exc), status, retry)
 
 
 def _handle(request: Request, data: bytes) -> Response:
@@ -66,26 +72,30 @@ def _handle(request: Request, data: bytes) -> Response:
     if not message_id:
         raise refuse(ExchangeError, "wsa:MessageID is required")
     ex.replay.check("message", f"{requester.country}:{message_id}", requester.expires.timestamp())
+    # the person the assertion vouches for and their facility: counted by the
+    # point-of-care, per-person and per-patient thresholds (429 + Retry-After)
+    caller = peer_caller(requester.country, requester.subject, requester.organization)
+    admit_point_of_care(request, caller)
     request_el = body[0]
     reply_id = f"urn:uuid:{uuid.uuid4()}"
     if request_el.tag == f"{{{xca.NS['query']}}}AdHocQueryRequest":
-        out = _query(request, ex, request_el)
+        out = _query(request, ex, caller, request_el)
         action = xca.ACTIONS["query"] + "Response"
     elif request_el.tag == f"{{{xca.NS['xds']}}}RetrieveDocumentSetRequest":
-        out = _retrieve(request, ex, requester, request_el)
+        out = _retrieve(request, ex, caller, request_el)
         action = xca.ACTIONS["retrieve"] + "Response"
     else:
         raise refuse(ExchangeError, "unsupported request: ITI-38 or ITI-39 only")
     return _soap(xca.envelope(out, action, message_id=reply_id, relates_to=message_id))
 
 
-def _query(request: Request, ex: Any, el: Any) -> Any:
+def _query(request: Request, ex: Any, caller: Any, el: Any) -> Any:
     from ..access.record import RecordAccess
-    from ..exchange.documents import find_patient, peer_caller
+    from ..exchange.documents import find_patient
 
     identifier, class_code = xca.parse_query(el)
     store = request.app.state.store
-    access = RecordAccess(store, peer_caller(ex.country, ""))
+    access = RecordAccess(store, caller)
     patient = find_patient(access, identifier) if class_code == xca.PS_CLASS else None
     entries = []
     if patient is not None:
@@ -95,12 +105,11 @@ def _query(request: Request, ex: Any, el: Any) -> Any:
     return xca.query_response(entries)
 
 
-def _retrieve(request: Request, ex: Any, requester: Any, el: Any) -> Any:
-    from ..exchange.documents import peer_caller, signed_summary
+def _retrieve(request: Request, ex: Any, caller: Any, el: Any) -> Any:
+    from ..exchange.documents import signed_summary
     from ..fhir.jsonio import dumps
 
     docs = []
-    caller = peer_caller(requester.country, requester.subject)
     base = str(request.base_url).rstrip("/") + "/fhir"
     for uid in xca.parse_retrieve(el):
         if not uid.startswith("summary."):

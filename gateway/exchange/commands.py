@@ -9,7 +9,8 @@
 - ``trust list``, ``trust remove CC``.
 - ``sign FILE [-o OUT]``: sign a FHIR Bundle (JSON) or a CDA document (XML).
 - ``verify FILE``: exit 0 valid and trusted, 1 not (with the reason).
-- ``retrieve --peer CC --identifier SYSTEM|VALUE [--via soap|fhir]``.
+- ``retrieve --peer CC --identifier SYSTEM|VALUE [--via soap|fhir] [--requester WHO]
+  [--point-of-care ID]``.
 
 Imports of cryptography, signxml and friends happen inside the commands.
 """
@@ -76,6 +77,10 @@ def add_parsers(sub: "argparse._SubParsersAction[argparse.ArgumentParser]",
     p.add_argument("--identifier", required=True, metavar="SYSTEM|VALUE")
     p.add_argument("--via", choices=["soap", "fhir"], default="fhir")
     p.add_argument("--purpose", default="TREATMENT", help="purpose of use (SAML / token)")
+    p.add_argument("--requester", default="gateway-operator",
+                   help="who asks (SAML subject over soap; the peer counts their distinct patients)")
+    p.add_argument("--point-of-care", dest="point_of_care",
+                   help="the requester's healthcare facility id (SAML subject:organization-id over soap)")
     home(p)
 
 
@@ -217,7 +222,8 @@ def cmd_retrieve(args: argparse.Namespace) -> int:
     store = Store(settings.db_url)
     try:
         done = retrieve(settings.home, store, args.peer, args.identifier, via=args.via,
-                        purpose=args.purpose)
+                        purpose=args.purpose, requester=args.requester,
+                        point_of_care=args.point_of_care)
     except GatewayError as exc:
         return _fail(f"retrieve from {args.peer.upper()}", exc)
     finally:

@@ -21,9 +21,16 @@ from .context import sign_document
 __all__ = ["find_patient", "signed_summary", "peer_caller"]
 
 
-def peer_caller(country: str, subject: str) -> Caller:
-    return Caller(client_id=f"urn:gateway:{country}", subject=subject or f"urn:gateway:{country}",
-                  issuer=f"urn:gateway:{country}", scopes=parse_scopes("system/*.rs"))
+def peer_caller(country: str, subject: str, organization: str | None = None) -> Caller:
+    """A peer gateway calling for ``subject`` (the person its SAML assertion
+    vouches for) at ``organization`` (their point of care). The peer reads as
+    a system; the person is counted by the per-person read thresholds
+    (``extra["vouched_person"]``), the facility by the point-of-care one."""
+    gateway = f"urn:gateway:{country}"
+    person = subject if subject and subject != gateway else None
+    return Caller(client_id=gateway, subject=subject or gateway, issuer=gateway,
+                  scopes=parse_scopes("system/*.rs"), point_of_care=organization,
+                  extra={"vouched_person": person} if person else {})
 
 
 def find_patient(access: RecordAccess, identifier: str) -> dict[str, Any] | None:

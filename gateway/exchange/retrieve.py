@@ -39,7 +39,10 @@ class Retrieved:
 
 
 def retrieve(home: Path, store: Store, peer: str, identifier: str, *, via: str = "soap",
-             purpose: str = "TREATMENT") -> Retrieved:
+             purpose: str = "TREATMENT", requester: str = "gateway-operator",
+             point_of_care: str | None = None) -> Retrieved:
+    """Fetch, verify and store a citizen's summary from ``peer``. Over SOAP the
+    SAML assertion names ``requester`` and their ``point_of_care``."""
     ex = exchange_for(home)
     if via == "fhir":
         return _retrieve_fhir(home, store, ex, peer, identifier)
@@ -47,7 +50,7 @@ def retrieve(home: Path, store: Store, peer: str, identifier: str, *, via: str =
         raise refuse(ExchangeError, f"--via {via}: soap or fhir")
     from .xca_client import XCAClient
 
-    client = XCAClient(ex, peer, purpose=purpose)
+    client = XCAClient(ex, peer, subject=requester, purpose=purpose, organization=point_of_care)
     entries = client.find_documents(identifier)
     if not entries:
         raise NotFound("not found", [Issue("error", "not-found",

@@ -5,8 +5,11 @@ The initiating gateway issues a short-lived assertion (5 minutes) signed
 with its ``signing`` key (enveloped XML-DSig, reference ``#ID``, signature
 right after ``Issuer``), naming the requester (``Subject/NameID``), the
 audience (``urn:gateway:<responder country>``), the subject's role
-(``urn:oasis:names:tc:xspa:1.0:subject:role``) and the purpose of use
-(``urn:oasis:names:tc:xspa:1.0:subject:purposeofuse``).
+(``urn:oasis:names:tc:xspa:1.0:subject:role``), the purpose of use
+(``urn:oasis:names:tc:xspa:1.0:subject:purposeofuse``) and, when known, the
+healthcare facility the subject works for
+(``urn:oasis:names:tc:xspa:1.0:subject:organization-id``): the point of care
+whose requests the responder counts together.
 
 The responder (:func:`check_assertion`) verifies the signature against its
 trust list, then reads everything from the XML the verifier returned as
@@ -33,6 +36,7 @@ __all__ = ["SAML", "issue_assertion", "check_assertion", "Requester", "PURPOSES_
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 ROLE = "urn:oasis:names:tc:xspa:1.0:subject:role"
 PURPOSE = "urn:oasis:names:tc:xspa:1.0:subject:purposeofuse"
+ORGANIZATION_ID = "urn:oasis:names:tc:xspa:1.0:subject:organization-id"
 PURPOSES_OF_USE = frozenset({"TREATMENT", "EMERGENCY"})
 LEEWAY = dt.timedelta(seconds=60)
 MAX_LIFETIME = dt.timedelta(hours=1)
@@ -49,7 +53,7 @@ def _time(text: str | None) -> dt.datetime:
 
 
 def issue_assertion(ex: Exchange, audience: str, *, subject: str, role: str = "doctor",
-                    purpose: str = "TREATMENT", minutes: int = 5,
+                    purpose: str = "TREATMENT", organization: str | None = None, minutes: int = 5,
                     now: dt.datetime | None = None) -> Any:
     """A signed ``saml2:Assertion`` element."""
     now = now or dt.datetime.now(dt.timezone.utc)
@@ -66,7 +70,9 @@ def issue_assertion(ex: Exchange, audience: str, *, subject: str, role: str = "d
                             NotOnOrAfter=_iso(now + dt.timedelta(minutes=minutes)))
     etree.SubElement(etree.SubElement(cond, q("AudienceRestriction")), q("Audience")).text = audience
     stmt = etree.SubElement(a, q("AttributeStatement"))
-    for name, value in ((ROLE, role), (PURPOSE, purpose)):
+    for name, value in ((ROLE, role), (PURPOSE, purpose), (ORGANIZATION_ID, organization)):
+        if value is None:
+            continue
         attr = etree.SubElement(stmt, q("Attribute"), Name=name)
         etree.SubElement(attr, q("AttributeValue")).text = value
     return sign_element(a, ex.keys["signing"], id_attribute="ID")
@@ -80,6 +86,7 @@ class Requester:
     purpose: str
     assertion_id: str
     expires: dt.datetime
+    organization: str | None = None  # the subject's healthcare facility (point of care)
 
 
 def check_assertion(assertion: Any, ex: Exchange, *, now: dt.datetime | None = None) -> Requester:
@@ -118,4 +125,5 @@ def check_assertion(assertion: Any, ex: Exchange, *, now: dt.datetime | None = N
     aid = a.get("ID") or ""
     ex.replay.check("assertion", f"{verified.signer.country}:{aid}", end.timestamp() + LEEWAY.seconds)
     subject = a.findtext("saml2:Subject/saml2:NameID", namespaces=ns) or ""
-    return Requester(verified.signer.country, subject, role, purpose, aid, end)
+    organization = (attrs.get(ORGANIZATION_ID) or "").strip()[:256] or None
+    return Requester(verified.signer.country, subject, role, purpose, aid, end, organization)

@@ -37,16 +37,18 @@ def _client() -> Any:
 
 class XCAClient:
     def __init__(self, ex: Exchange, peer: str, *, subject: str = "gateway-operator",
-                 role: str = "doctor", purpose: str = "TREATMENT", timeout: float = 15.0) -> None:
+                 role: str = "doctor", purpose: str = "TREATMENT", organization: str | None = None,
+                 timeout: float = 15.0) -> None:
         self.ex = ex
         self.peer = ex.trust.peer(peer)
         self.address = self.peer.endpoint("base") + "/soap/xca"
         self.subject, self.role, self.purpose, self.timeout = subject, role, purpose, timeout
+        self.organization = organization
 
     def _security(self) -> Any:
         sec = etree.Element(f"{{{NS['wsse']}}}Security", nsmap={"wsse": NS["wsse"]})
         sec.append(issue_assertion(self.ex, f"urn:gateway:{self.peer.country}", subject=self.subject,
-                                   role=self.role, purpose=self.purpose))
+                                   role=self.role, purpose=self.purpose, organization=self.organization))
         return sec
 
     def _call(self, operation: str, body: Any) -> Any:

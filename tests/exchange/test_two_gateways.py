@@ -106,3 +106,49 @@ def test_summary_over_http_is_signed(gateways):
                   headers=h, timeout=30)
     bundle = loads_precise(r.content)["parameter"][0]["resource"]
     assert verify_bundle(bundle, TrustStore(a_home)).country == "BE"
+
+
+@pytest.fixture
+def tight(monkeypatch):
+    """A's thresholds, small: a point of care may send 5 requests (then one
+    every 1000 s); a person may read the records of one patient per hour."""
+    monkeypatch.setenv("GATEWAY_CARE_RATE_LIMIT", "0.001")
+    monkeypatch.setenv("GATEWAY_CARE_RATE_BURST", "5")
+    monkeypatch.setenv("GATEWAY_DISTINCT_PATIENTS", "1")
+
+
+GERMAN = "urn:oid:1.2.276.0.76.4.8|X123456789"  # the other citizen of the demo data
+
+
+def _threshold_events(a_home: Path, text: str) -> list[dict]:
+    store = Store(Settings.resolve(a_home).db_url)
+    try:
+        return [e for e in store.search("AuditEvent") if text in str(e.get("outcome", "")) + str(e)]
+    finally:
+        store.close()
+
+
+def test_xca_counts_the_vouched_person_their_point_of_care_and_answers_429(tight, gateways):
+    a, a_home, b_home = gateways
+    b_store = Store(Settings.resolve(b_home).db_url)
+    try:
+        # a clinician at B reads one citizen's summary, then tries another's
+        done = retrieve(b_home, b_store, "BE", IDENT, via="soap", requester="dr-x",
+                        point_of_care="urn:oid:2.16.620.1.1")
+        assert done.signer == "BE"
+        with pytest.raises(ExchangeError, match="distinct-patient threshold") as refused:
+            retrieve(b_home, b_store, "BE", GERMAN, via="soap", requester="dr-x")
+        assert "dr-x" in str(refused.value)
+        # another clinician is counted on their own
+        assert retrieve(b_home, b_store, "BE", GERMAN, via="soap", requester="dr-y").signer == "BE"
+    finally:
+        b_store.close()
+    # the refusal is in A's audit trail, for the patient concerned
+    assert _threshold_events(a_home, "distinct-patient threshold")
+    # one facility's requests share a bucket: 5, then 429 with Retry-After
+    care = [_post(a, _request(b_home, organization="urn:oid:2.16.620.9")) for _ in range(6)]
+    assert [r.status_code for r in care] == [200] * 5 + [429]
+    assert int(care[-1].headers["Retry-After"]) >= 1
+    assert b"Fault" in care[-1].content and b"point of care" in care[-1].content
+    assert _post(a, _request(b_home, organization="urn:oid:2.16.620.10")).status_code == 200
+    assert _threshold_events(a_home, "urn:oid:2.16.620.9")
