@@ -153,8 +153,30 @@ def test_unmapped_fields_and_segments_are_reported_with_locations() -> None:
 
 
 def test_message_type_without_a_mapping_converts_patient_and_reports_the_rest() -> None:
-    c = conv("PID|1||77^^^A^MR||Doe^J\rPV1|1|O\rSCH|1|2\r", type_="SIU^S12")
+    c = conv("PID|1||77^^^A^MR||Doe^J\rPV1|1|O\rSCH|1|2\r", type_="BAR^P01")
     kinds = {r["resourceType"] for r in c.resources}
     assert {"Patient", "Encounter", "Provenance"} <= kinds
     assert any(i.location == "MSH[1]-9" for i in c.issues)
     assert any(i.location == "SCH[1]" for i in c.issues)
+
+
+def test_an_order_becomes_a_service_request_with_its_status_priority_and_reasons() -> None:
+    c = conv("PID|1||77^^^A^MR||Doe^J\rPV1|1|O\r"
+             "ORC|CA|P-1^PLACER|F-1^FILLER||CA||||202401021030|||0042^Who^Ann\r"
+             "TQ1|1||||||202401031200||S\r"
+             "OBR|1|P-1^PLACER|F-1^FILLER|24725-4^CT Head^LN\r"
+             "NTE|1||fasting\r"
+             "DG1|1||S06.9^Intracranial injury^I10\r"
+             "OBX|1|NM|8867-4^Heart rate^LN||72|/min^^UCUM|||||F\r", type_="OML^O21")
+    sr = next(r for r in c.resources if r["resourceType"] == "ServiceRequest")
+    assert sr["status"] == "revoked" and sr["intent"] == "order" and sr["priority"] == "stat"
+    assert sr["code"]["coding"][0]["code"] == "24725-4"
+    assert [i["type"]["coding"][0]["code"] for i in sr["identifier"]][:2] == ["PLAC", "FILL"]
+    assert sr["authoredOn"].startswith("2024-01-02T10:30")
+    assert sr["occurrenceDateTime"].startswith("2024-01-03T12:00")
+    assert sr["requester"]["display"].startswith("Ann")
+    assert sr["note"] == [{"text": "fasting"}]
+    by_ref = {f"{r['resourceType']}/{r['id']}": r for r in c.resources}
+    assert by_ref[sr["reasonReference"][0]["reference"]]["resourceType"] == "Condition"
+    assert by_ref[sr["supportingInfo"][0]["reference"]]["code"]["coding"][0]["code"] == "8867-4"
+    assert not any(i.location == "MSH[1]-9" for i in c.issues)  # a mapped message type
