@@ -180,3 +180,22 @@ def test_an_order_becomes_a_service_request_with_its_status_priority_and_reasons
     assert by_ref[sr["reasonReference"][0]["reference"]]["resourceType"] == "Condition"
     assert by_ref[sr["supportingInfo"][0]["reference"]]["code"]["coding"][0]["code"] == "8867-4"
     assert not any(i.location == "MSH[1]-9" for i in c.issues)  # a mapped message type
+
+
+def test_two_results_with_one_code_and_sub_id_in_an_order_stay_two_observations() -> None:
+    """The standard wants OBX-3 + OBX-4 unique within an order; senders repeat them (an
+    image and its reading). Both values are kept, the repeat is reported, and a resend
+    of the same message gives the same ids."""
+    segments = ("PID|1||77^^^A^MR||Doe^J\rOBR|1|P1^ORD|F1^LAB|24331-1^Lipid^LN\r"
+                "OBX|1|NM|2093-3^Chol^LN|1|180|mg/dL^^UCUM|||||F\r"
+                "OBX|2|NM|2093-3^Chol^LN|1|190|mg/dL^^UCUM|||||F\r")
+    c = conv(segments, type_="ORU^R01")
+    obs = [r for r in c.resources if r["resourceType"] == "Observation"]
+    assert sorted(o["valueQuantity"]["value"] for o in obs) == [180, 190]
+    report = next(r for r in c.resources if r["resourceType"] == "DiagnosticReport")
+    assert len(report["result"]) == 2
+    assert any(i.location == "OBX[2]" and i.severity == "warning" and "same key" in i.message
+               for i in c.issues)
+    again = conv(segments, type_="ORU^R01", ctrl="C2")
+    assert sorted(o["id"] for o in obs) == sorted(
+        r["id"] for r in again.resources if r["resourceType"] == "Observation")

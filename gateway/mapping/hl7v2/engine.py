@@ -277,6 +277,9 @@ class Run:
                     continue
                 rid = self.resource_id(template, seg)
                 same = by_id.get((rtype, rid))
+                if same is not None and template.distinct and same.template is template:
+                    rid = self._distinct_id(template, seg, rid, same.segment)
+                    same = None
                 if same is not None:
                     # Two segments name the same thing (the drug ordered and the
                     # drug dispensed): one resource, both rule sets fill it.
@@ -290,6 +293,20 @@ class Run:
                 by_segment[key] = planned
                 self._first_key_at.setdefault(seg.position, key)
                 self.segments_used.add(seg.position)
+
+    def _distinct_id(self, template: Template, seg: Segment, rid: str, first: Segment) -> str:
+        """An id for ``seg``, whose key repeats that of ``first`` in a template
+        whose segments are distinct facts: the key with the repeat's ordinal
+        (stable when the same message comes again, or corrected)."""
+        rtype = template.resource_type
+        n = 2
+        while (rtype, candidate := stable_id(rtype, rid, str(n))) in self.by_id:
+            n += 1
+        self.issues.add(Issue(
+            "warning", "duplicate",
+            f"{seg.label} has the same key as {first.label} ({' + '.join(template.keys[0])}): "
+            f"kept as a separate {rtype}", seg.label))
+        return candidate
 
     def ref_targets(self, rule: RefRule, seg: Segment) -> list[_Planned]:
         rtype = rule.resource_type

@@ -108,6 +108,10 @@ class Template:
     key_parts: tuple[KeyPart, ...] = ()
     key_alts: tuple[tuple[int, ...], ...] = ()
     required: tuple[SourceRef, ...] = ()  # ``requires`` compiled
+    # ``distinct: true``: two segments of one message with the same key are
+    # two facts (two OBX with one code and sub-id in one order), not one
+    # thing named twice: the later gets an id of its own, and it is reported
+    distinct: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,8 +215,11 @@ def _compile_template(seg: str, rtype: str, raw: Any, file: str,
     profiles = tuple(raw.get("profile") or ())
     requires = tuple(str(r) for r in (raw.get("requires") or ()))
     required = tuple(parse_source(r, f"{where} requires") for r in requires)
+    distinct = raw.get("distinct", False)
+    if not isinstance(distinct, bool):
+        raise MappingError(f"{where}: distinct is true or false")
     return Template(seg, rtype, tuple(keys), dict(raw.get("set") or {}), rules, profiles,
-                    requires, file, tuple(compiled_parts), tuple(key_alts), required)
+                    requires, file, tuple(compiled_parts), tuple(key_alts), required, distinct)
 
 
 def load_mapping_set(root: Path) -> MappingSet:
