@@ -199,3 +199,28 @@ def test_two_results_with_one_code_and_sub_id_in_an_order_stay_two_observations(
     again = conv(segments, type_="ORU^R01", ctrl="C2")
     assert sorted(o["id"] for o in obs) == sorted(
         r["id"] for r in again.resources if r["resourceType"] == "Observation")
+
+
+def test_a_scheduling_message_becomes_an_appointment_with_its_participants() -> None:
+    segments = ("SCH|A-1^SCHED|F-9^FILL||||Add|ROUTINE^Routine visit|FOLLOWUP\r"
+                "TQ1|1||||||202403011030+0100|202403011100+0100\r"
+                "NTE|1||Bring your medication list\r"
+                "PID|1||77^^^A^MR||Doe^J\r"
+                "RGS|1\r"
+                "AIP|1||0042^Who^Ann|GP^General practitioner^L||||||||Booked\r"
+                "AIL|1||WARD^12^1^CLINIC|||||||||Booked\r")
+    booked = conv(segments, type_="SIU^S12")
+    appt = next(r for r in booked.resources if r["resourceType"] == "Appointment")
+    patient = next(r for r in booked.resources if r["resourceType"] == "Patient")
+    assert appt["status"] == "booked"
+    assert appt["start"] == "2024-03-01T10:30:00+01:00" and appt["end"] == "2024-03-01T11:00:00+01:00"
+    assert appt["reasonCode"][0]["coding"][0]["code"] == "ROUTINE"
+    assert appt["comment"] == "Bring your medication list"
+    actors = [p["actor"]["reference"].split("/")[0] for p in appt["participant"]]
+    assert actors == ["Patient", "Practitioner", "Location"]
+    assert appt["participant"][0]["actor"]["reference"] == f"Patient/{patient['id']}"
+    assert {p["status"] for p in appt["participant"]} == {"accepted"}
+    # the cancellation of the same appointment: same resource, cancelled
+    cancelled = conv(segments, type_="SIU^S15", ctrl="C2")
+    again = next(r for r in cancelled.resources if r["resourceType"] == "Appointment")
+    assert again["id"] == appt["id"] and again["status"] == "cancelled"
