@@ -224,3 +224,17 @@ def test_a_scheduling_message_becomes_an_appointment_with_its_participants() -> 
     cancelled = conv(segments, type_="SIU^S15", ctrl="C2")
     again = next(r for r in cancelled.resources if r["resourceType"] == "Appointment")
     assert again["id"] == appt["id"] and again["status"] == "cancelled"
+
+
+def test_a_referral_becomes_a_service_request_with_its_reasons() -> None:
+    c = conv("RF1|A|S|Rad||O|R-1^GP|20240301|20240401||S^Second opinion^HL70336\r"
+             "PID|1||77^^^A^MR||Doe^J\r"
+             "DG1|1||K63.3^Ulcer of intestine^I10\r", type_="REF^I12")
+    sr = next(r for r in c.resources if r["resourceType"] == "ServiceRequest")
+    assert sr["status"] == "active" and sr["priority"] == "stat" and sr["intent"] == "order"
+    assert sr["category"][0]["coding"][0]["code"] == "3457005"  # a patient referral
+    assert sr["identifier"][0]["value"] == "R-1" and sr["authoredOn"] == "2024-03-01"
+    assert sr["occurrencePeriod"] == {"end": "2024-04-01"}
+    assert sr["reasonCode"][0]["coding"][0]["code"] == "S"
+    condition = next(r for r in c.resources if r["resourceType"] == "Condition")
+    assert sr["reasonReference"] == [{"reference": f"Condition/{condition['id']}"}]
