@@ -266,7 +266,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"gateway: demo data loaded ({n} messages)")
     app = create_app(settings, store)
     base = f"http://{args.host}:{args.port}"
-    print(f"gateway: home {settings.home}")
+    from ._compiled import compiled
+
+    print(f"gateway: home {settings.home}; HL7 v2 engine "
+          f"{'compiled (mypyc)' if compiled() else 'pure Python'}")
     from .exchange.keys import ensure_keys  # exchange keys: a demo set when absent
 
     ring = ensure_keys(settings.home)

@@ -1,12 +1,14 @@
 # Shared by scripts/serve and scripts/test: create .venv and install the
-# project (editable, with the dev extra) once per pyproject.toml version.
+# project (editable, with the dev extra; setup.py compiles the HL7 v2 engine).
 set -eu
 cd "$(dirname "$0")/.."
 if command -v python3.11 >/dev/null 2>&1; then PY=python3.11; else PY=python3; fi
 if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
-STAMP=".venv/.installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
+# Reinstalled when the project's metadata or a module compiled at install
+# (the list in setup.py) changes, so the compiled code is never older.
+STAMP=".venv/.installed-$(cat pyproject.toml setup.py $(sed -n 's/^    "\(gateway\/.*\.py\)",$/\1/p' setup.py) | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"

@@ -18,7 +18,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from ...errors import Issue, Issues, RejectedInput
+from ...errors import Issue, Issues, RejectedInput, Severity
 from ...fhir.ids import stable_id
 from ...formats.hl7v2.er7 import Message, Rep, Segment, numeral
 from ..common import compact
@@ -477,7 +477,7 @@ class Run:
                 continue
             pos = seg.position
             if pos not in used:
-                severity = "information" if name in administrative else "warning"
+                severity: Severity = "information" if name in administrative else "warning"
                 add(Issue(
                     severity, "not-supported",
                     f"segment {name} is not mapped: fields "

@@ -168,10 +168,10 @@ def _compile_rule(raw: Any, where: str, tables: dict[str, dict[str, Any]]) -> Ru
         return EachRule(seg, _compile_path(raw["to"], where), inner, where,  # type: ignore[arg-type]
                         bool(raw.get("own", False)))
     if "ref" in raw:
-        seg = raw.get("from")
-        if seg is not None and not re.fullmatch(r"[A-Z][A-Z0-9]{2}", str(seg)):
-            raise MappingError(f"{where}: 'from' of a ref names a segment, got {seg!r}")
-        return RefRule(str(raw["ref"]), _compile_path(raw["to"], where), seg, where)
+        source = raw.get("from")
+        if source is not None and not re.fullmatch(r"[A-Z][A-Z0-9]{2}", str(source)):
+            raise MappingError(f"{where}: 'from' of a ref names a segment, got {source!r}")
+        return RefRule(str(raw["ref"]), _compile_path(raw["to"], where), source, where)
     unknown = set(raw) - {"from", "to", "as", "args", "table", "note"}
     if unknown:
         raise MappingError(f"{where}: unknown keys {sorted(unknown)}")
