@@ -6,21 +6,16 @@ behaves the same. Everything else about the package is in pyproject.toml."""
 from __future__ import annotations
 
 import os
+import runpy
 
 from setuptools import setup
 
 # The modules on every message's path, compiled together (they call each
-# other natively). gateway/_compiled.py lists them too, to refuse a compiled
-# module older than its source.
-COMPILED = [
-    "gateway/formats/hl7v2/er7.py",
-    "gateway/mapping/paths.py",
-    "gateway/mapping/common.py",
-    "gateway/mapping/hl7v2/context.py",
-    "gateway/mapping/hl7v2/datatypes.py",
-    "gateway/mapping/hl7v2/composites.py",
-    "gateway/mapping/hl7v2/engine.py",
-]
+# other natively): listed once, in gateway/_compiled.py, whose guard refuses
+# a compiled module older than its source. Read as a file, without importing
+# the package (whose import checks the modules being built).
+MODULES = runpy.run_path(os.path.join("gateway", "_compiled.py"))["MODULES"]
+COMPILED = [f"gateway/{module}.py" for module in MODULES]
 
 
 def _extensions() -> list:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 __all__ = ["MODULES", "check", "compiled"]
 
+# What setup.py compiles (the scripts reinstall when one of them changes).
 MODULES = (
     "formats/hl7v2/er7",
     "mapping/paths",

@@ -7,8 +7,8 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 # Reinstalled when the project's metadata or a module compiled at install
-# (the list in setup.py) changes, so the compiled code is never older.
-STAMP=".venv/.installed-$(cat pyproject.toml setup.py $(sed -n 's/^    "\(gateway\/.*\.py\)",$/\1/p' setup.py) | sha256sum | cut -c1-16)"
+# (the list in gateway/_compiled.py) changes, so the compiled code is never older.
+STAMP=".venv/.installed-$(cat pyproject.toml setup.py gateway/_compiled.py $(sed -n 's/^    "\([a-z0-9_/]*\)",$/gateway\/\1.py/p' gateway/_compiled.py) | sha256sum | cut -c1-16)"
 if [ ! -f "$STAMP" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"

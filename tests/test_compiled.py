@@ -1,6 +1,6 @@
-"""The HL7 v2 engine compiled at install (setup.py, mypyc): the modules it
-compiles are the ones the guard watches, and a compiled module older than
-its source is refused with what to do, never run silently."""
+"""The HL7 v2 engine compiled at install (setup.py, mypyc): one list of the
+modules, read by setup.py, the guard and the scripts; a compiled module older
+than its source is refused with what to do, never run silently."""
 
 from __future__ import annotations
 
@@ -16,9 +16,13 @@ import gateway._compiled as compiled
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_guard_watches_what_setup_compiles() -> None:
-    listed = re.findall(r'^    "gateway/(.*)\.py",$', (ROOT / "setup.py").read_text("utf-8"), re.M)
+def test_the_compiled_modules_are_listed_where_setup_and_the_scripts_read_them() -> None:
+    # setup.py takes MODULES itself; scripts/_env.sh reads the lines of the list
+    # with sed (to reinstall when one of them changes), in this form
+    listed = re.findall(r'^    "([a-z0-9_/]*)",$', (ROOT / "gateway" / "_compiled.py").read_text("utf-8"),
+                        re.M)
     assert tuple(listed) == compiled.MODULES
+    assert "_compiled.py" in (ROOT / "scripts" / "_env.sh").read_text("utf-8")
     for module in compiled.MODULES:
         assert (ROOT / "gateway" / f"{module}.py").exists()
 

@@ -554,9 +554,13 @@ async def rate_limit(request: Request) -> None:
                       f"(burst {limiter.burst})")
     care = rates.care
     if care is not None and caller is not None and caller.point_of_care:
-        verdict = care.take(f"care {caller.issuer} {caller.point_of_care}")
+        verdict = care.take(_care_key(caller))
         if not verdict.allowed:
             await _refuse(request, caller, address, verdict, _care_text(caller, care))
+
+
+def _care_key(caller: Caller) -> str:
+    return f"care {caller.issuer} {caller.point_of_care}"
 
 
 def _care_text(caller: Caller, care: RateLimiter) -> str:
@@ -572,7 +576,7 @@ def admit_point_of_care(request: Request, caller: Caller) -> None:
     care = rates.care
     if care is None or not caller.point_of_care:
         return
-    verdict = care.take(f"care {caller.issuer} {caller.point_of_care}")
+    verdict = care.take(_care_key(caller))
     if not verdict.allowed:
         address = request.client.host if request.client else "unknown"
         text = _care_text(caller, care)

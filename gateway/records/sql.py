@@ -45,7 +45,9 @@ class Sql:
         self.p = p = "?" if dialect == "sqlite" else "%s"
         self.retryable: tuple[type[BaseException], ...] = (
             Conflict, dbapi.IntegrityError, dbapi.OperationalError)
-        self.copy = self.arrays = dialect == "postgresql"  # bulk rows by COPY, else executemany
+        # PostgreSQL: bulk rows by COPY and batch keys as arrays (below);
+        # SQLite: executemany and IN lists
+        self.postgres = dialect == "postgresql"
         self.update_resource = (
             f"UPDATE resource SET version_id = {p}, last_updated = {p}, content = {p} "
             f"WHERE resource_type = {p} AND id = {p} AND version_id = {p}")
@@ -57,7 +59,7 @@ class Sql:
         if not rows:
             return
         columns = ", ".join(COLUMNS[table])
-        if self.copy:
+        if self.postgres:
             with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
@@ -71,8 +73,8 @@ class Sql:
 
     def existing(self, cur: Any, keys: Sequence[tuple[str, str]]) -> list[tuple[str, str, int, str]]:
         """``(type, id, version_id, content)`` of the stored resources among ``keys``."""
-        if self.arrays:
-            cur.execute(_PG_EXISTING, ([t for t, _ in keys], [i for _, i in keys]), prepare=False)
+        if self.postgres:
+            cur.execute(_PG_EXISTING, _key_arrays(keys), prepare=False)
         else:
             shape, params = _grouped(keys)
             cur.execute(_select_existing(self.p, shape), params)
@@ -81,15 +83,15 @@ class Sql:
     def ingestions(self, cur: Any, ids: Sequence[str]) -> dict[str, str]:
         """The stored answers (JSON) of the ingestions among ``ids``."""
         ids = sorted(set(ids))
-        if self.arrays:
+        if self.postgres:
             cur.execute(_PG_INGESTIONS, (ids,), prepare=False)
         else:
             cur.execute(_select_ingestions(self.p, len(ids)), ids)
         return dict(cur.fetchall())
 
     def delete_index(self, cur: Any, keys: Sequence[tuple[str, str]]) -> None:
-        if self.arrays:
-            cur.execute(_PG_DELETE_INDEX, ([t for t, _ in keys], [i for _, i in keys]), prepare=False)
+        if self.postgres:
+            cur.execute(_PG_DELETE_INDEX, _key_arrays(keys), prepare=False)
         else:
             shape, params = _grouped(keys)
             cur.execute(_delete_index(self.p, shape), params)
@@ -97,7 +99,7 @@ class Sql:
     def patients_with_identifiers(self, cur: Any, values: Iterable[str]) -> list[tuple[str, str, str]]:
         """``(patient id, system, value)`` of the Patients indexed with one of these identifier values."""
         values = sorted(set(values))
-        if self.arrays:
+        if self.postgres:
             cur.execute(_PG_PATIENTS_BY_IDENTIFIER, (values,), prepare=False)
         else:
             cur.execute(_patients_by_identifier(self.p, len(values)), values)
@@ -126,6 +128,11 @@ _PG_PATIENTS_BY_IDENTIFIER = (
     "SELECT p.id, p.system, p.code FROM unnest(%s::text[]) AS v(code), LATERAL ("
     "SELECT s.id, s.system, s.code FROM search_index s WHERE s.resource_type = 'Patient' "
     "AND s.param = 'identifier' AND s.code = v.code OFFSET 0) AS p")
+
+
+def _key_arrays(keys: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:
+    """The types and the ids of ``keys``, for ``_PG_KEYS``."""
+    return [t for t, _ in keys], [i for _, i in keys]
 
 
 def _grouped(keys: Sequence[tuple[str, str]]) -> tuple[tuple[int, ...], list[str]]:
