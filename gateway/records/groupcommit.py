@@ -5,10 +5,19 @@ per message caps a gateway at a few hundred messages per second whatever
 the CPU. Writers hand their work to one writer thread per store; while it
 commits a batch, new work queues up, and the next batch takes all of it.
 Work that knows how to run together (messages to store: ``work.batch``)
-runs as one piece, in one SAVEPOINT, in a few statements for the whole
-batch; anything else, and every piece of a batch that failed, runs in its
-own SAVEPOINT, so one failing message rolls back alone. Nobody is answered
-before the commit that holds their work.
+runs as one piece, in a few statements for the whole batch.
+
+The usual batch has nothing wrong with it, so it runs plainly, with no
+savepoint: on a database across a socket every statement is a round trip,
+and round trips, not the database's work, set the pace of the one writer
+thread. Only when something in it fails is the transaction rolled back and
+the batch run again with a SAVEPOINT around each piece (every piece of a
+failed batched group alone), so one failing message rolls back alone.
+Nobody is answered before the commit that holds their work.
+
+The writer thread keeps its connection from one batch to the next (no pool
+checkout, no liveness probe per batch); after a failure it hands it back
+and takes a fresh one, which the pool checks.
 """
 
 from __future__ import annotations
@@ -51,6 +60,7 @@ class GroupCommitter:
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._conn: Connection | None = None  # the writer thread's, kept between batches
 
     def _ensure_thread(self) -> None:
         if self._thread is None or not self._thread.is_alive():
@@ -80,6 +90,7 @@ class GroupCommitter:
         while True:
             first = self._queue.get()
             if first is None:
+                self._drop_connection()
                 return
             batch = [first]
             while len(batch) < MAX_BATCH:
@@ -106,50 +117,85 @@ class GroupCommitter:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
 
     def _commit(self, batch: list[_Job]) -> None:
-        with self.exclusive():
-            self._commit_locked(batch)
-
-    def _commit_locked(self, batch: list[_Job]) -> None:
         try:
-            with self.engine.begin() as conn:
-                self._run_batched(conn, batch)
-                for job in batch:
-                    if job.ran:
-                        continue
-                    savepoint = conn.begin_nested()
-                    try:
-                        job.result = job.work(conn)
-                        savepoint.commit()
-                    except BaseException as exc:  # noqa: BLE001 - handed back to its writer
-                        savepoint.rollback()
-                        job.error = exc
-        except BaseException as exc:  # noqa: BLE001 - the commit failed: nobody's work is stored
-            for job in batch:
-                if job.error is None:
-                    job.error = exc
+            with self.exclusive():
+                self._commit_locked(batch)
         finally:
             for job in batch:
                 job.done.set()
 
+    def _commit_locked(self, batch: list[_Job]) -> None:
+        try:
+            self._transaction(batch, careful=False)
+            return
+        except BaseException:  # noqa: BLE001 - run again, each piece in its own savepoint
+            self._drop_connection()
+            for job in batch:
+                job.result, job.error, job.ran = None, None, False
+        try:
+            self._transaction(batch, careful=True)
+        except BaseException as exc:  # noqa: BLE001 - the commit failed: nobody's work is stored
+            self._drop_connection()
+            for job in batch:
+                if job.error is None:
+                    job.error = exc
+
+    def _transaction(self, batch: list[_Job], *, careful: bool) -> None:
+        """Run ``batch`` in one committed transaction. Not ``careful``: no
+        savepoints, any error propagates (and rolls everything back).
+        ``careful``: each piece in a savepoint, errors handed to their job."""
+        conn = self._conn if self._conn is not None else self.engine.connect()
+        self._conn = conn
+        with conn.begin():
+            for jobs in _groups(batch).values():
+                self._run_batched(conn, jobs, careful)
+            for job in batch:
+                if job.ran:
+                    continue
+                if not careful:
+                    job.result = job.work(conn)
+                    continue
+                savepoint = conn.begin_nested()
+                try:
+                    job.result = job.work(conn)
+                    savepoint.commit()
+                except BaseException as exc:  # noqa: BLE001 - handed back to its writer
+                    savepoint.rollback()
+                    job.error = exc
+
+    def _drop_connection(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                self._conn.close()
+            self._conn = None
+
     @staticmethod
-    def _run_batched(conn: Connection, batch: list[_Job]) -> None:
+    def _run_batched(conn: Connection, jobs: list[_Job], careful: bool) -> None:
         """Work that can run as one (``work.batch(conn, works)``, e.g. many
-        messages to store) runs so, in one savepoint; if that fails, each
-        piece runs alone after it, so one bad message fails alone."""
-        groups: dict[Any, list[_Job]] = {}
-        for job in batch:
-            many = getattr(job.work, "batch", None)
-            if many is not None:
-                groups.setdefault(getattr(many, "__func__", many), []).append(job)
-        for jobs in groups.values():
-            if len(jobs) < 2:
-                continue
-            savepoint = conn.begin_nested()
-            try:
-                results = jobs[0].work.batch(conn, [j.work for j in jobs])  # type: ignore[attr-defined]
-                savepoint.commit()
-            except Exception:  # noqa: BLE001 - retried one by one
-                savepoint.rollback()
-                continue
-            for job, result in zip(jobs, results):
-                job.result, job.ran = result, True
+        messages to store) runs so; ``careful``, in a savepoint and only for
+        two or more pieces, and if that fails each piece runs alone after it,
+        so one bad message fails alone."""
+        if careful and len(jobs) < 2:
+            return
+        savepoint = conn.begin_nested() if careful else None
+        try:
+            results = jobs[0].work.batch(conn, [j.work for j in jobs])  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - retried one by one
+            if savepoint is None:
+                raise
+            savepoint.rollback()
+            return
+        if savepoint is not None:
+            savepoint.commit()
+        for job, result in zip(jobs, results):
+            job.result, job.ran = result, True
+
+
+def _groups(batch: list[_Job]) -> dict[Any, list[_Job]]:
+    """The jobs that can run together, by the function that runs them."""
+    groups: dict[Any, list[_Job]] = {}
+    for job in batch:
+        many = getattr(job.work, "batch", None)
+        if many is not None:
+            groups.setdefault(getattr(many, "__func__", many), []).append(job)
+    return groups

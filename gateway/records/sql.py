@@ -1,12 +1,18 @@
 """The write path's SQL, as driver statements.
 
-Storing a message runs about ten statements; built as SQLAlchemy
-expressions each one costs far more Python time than SQLite takes to run
-it. So the write path sends plain SQL strings, written once per dialect
-(placeholders ``?`` for sqlite3, ``%s`` for psycopg), straight to the DBAPI
-cursor of the transaction SQLAlchemy opened. Statements whose shape depends
-on the number of keys are built once per shape and cached. Reads and the
-rest of the gateway keep using SQLAlchemy Core (``schema.py``).
+Storing a batch of messages runs a handful of statements; built as
+SQLAlchemy expressions each one costs far more Python time than SQLite
+takes to run it. So the write path sends plain SQL strings, written once
+per dialect (placeholders ``?`` for sqlite3, ``%s`` for psycopg), straight
+to the DBAPI cursor of the transaction SQLAlchemy opened. Statements whose
+shape depends on the number of keys are built once per shape and cached.
+Reads and the rest of the gateway keep using SQLAlchemy Core
+(``schema.py``).
+
+On PostgreSQL every statement is a round trip to another process, and the
+one writer thread waits for each (and then for the interpreter lock): a
+batch is read in one statement (:meth:`Sql.look_up`) and written in one
+round trip (:meth:`Sql.write`), whatever its size.
 
 DBAPI errors are not wrapped by SQLAlchemy here: :data:`RETRYABLE` names
 them for the callers that retry.
@@ -15,14 +21,17 @@ them for the callers that retry.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+import orjson
 
 from sqlalchemy.engine import Connection
 
 from .indexing import INDEX_COLUMNS
 
-__all__ = ["Sql", "Conflict", "COLUMNS"]
+__all__ = ["Sql", "Conflict", "COLUMNS", "Found", "Changes"]
 
 # The tables the write path inserts into, and their columns in row order.
 COLUMNS: dict[str, tuple[str, ...]] = {
@@ -31,6 +40,31 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "search_index": ("resource_type", "id", *INDEX_COLUMNS),
     "ingestion": ("id", "source_format", "sender", "control_id", "message_type", "received_at", "result"),
 }
+
+
+# Column types, for PostgreSQL arrays
+_INTEGER_COLUMNS = {"version_id"}
+
+
+@dataclass(slots=True)
+class Found:
+    """What :meth:`Sql.look_up` read."""
+
+    ingestions: dict[str, str]  # ingestion id -> the stored answer (JSON)
+    resources: list[tuple[str, str, int, str]]  # (type, id, version_id, content)
+    patients: list[tuple[str, str, str]]  # (patient id, system, identifier value)
+
+
+@dataclass(slots=True)
+class Changes:
+    """What :meth:`Sql.write` writes: ``updates`` are (version_id,
+    last_updated, content, type, id, stored version_id); ``reindex`` the keys
+    whose index rows are replaced; ``rows`` new rows by table, values in the
+    order of :data:`COLUMNS`."""
+
+    updates: list[tuple[int, str, str, str, str, int]] = field(default_factory=list)
+    reindex: list[tuple[str, str]] = field(default_factory=list)
+    rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
 
 
 class Conflict(Exception):
@@ -45,26 +79,71 @@ class Sql:
         self.p = p = "?" if dialect == "sqlite" else "%s"
         self.retryable: tuple[type[BaseException], ...] = (
             Conflict, dbapi.IntegrityError, dbapi.OperationalError)
-        # PostgreSQL: bulk rows by COPY and batch keys as arrays (below);
+        # PostgreSQL: a batch's rows as JSON and its keys as arrays (below);
         # SQLite: executemany and IN lists
         self.postgres = dialect == "postgresql"
         self.update_resource = (
             f"UPDATE resource SET version_id = {p}, last_updated = {p}, content = {p} "
             f"WHERE resource_type = {p} AND id = {p} AND version_id = {p}")
 
-    def insert(self, cur: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
-        """Insert ``rows`` (values in the order of ``COLUMNS[table]``) in one go:
-        COPY on PostgreSQL (row-by-row statements cost tens of microseconds of
-        client time each there), executemany on SQLite (a loop in C)."""
-        if not rows:
-            return
-        columns = ", ".join(COLUMNS[table])
+    def look_up(self, cur: Any, ingestion_ids: Sequence[str], keys: Sequence[tuple[str, str]],
+                identifier_values: Iterable[str]) -> Found:
+        """The stored answers of ``ingestion_ids``, the stored resources among
+        ``keys`` and the Patients indexed with one of ``identifier_values``:
+        one statement on PostgreSQL, three on SQLite."""
+        ids, values = sorted(set(ingestion_ids)), sorted(set(identifier_values))
+        if not self.postgres:
+            cur.execute(_select_ingestions(self.p, len(ids)), ids)
+            return Found(dict(cur.fetchall()), self.existing(cur, keys) if keys else [],
+                         self.patients_with_identifiers(cur, values) if values else [])
+        cur.execute(_PG_LOOK_UP, (ids, *_key_arrays(keys), values), prepare=False)
+        found = Found({}, [], [])
+        for kind, a, b, version, text in cur.fetchall():
+            if kind == "i":
+                found.ingestions[a] = text
+            elif kind == "r":
+                found.resources.append((a, b, version, text))
+            else:
+                found.patients.append((a, b, text))
+        return found
+
+    def write(self, cur: Any, changes: Changes) -> None:
+        """Write ``changes``: one round trip on PostgreSQL; on SQLite one per
+        update and one executemany (a loop in C) per table. Raises
+        :class:`Conflict` when a stored resource is no longer at the version
+        read (another writer changed it)."""
         if self.postgres:
-            with cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-        else:
-            cur.executemany(_insert(self.p, table, columns, len(COLUMNS[table])), rows)
+            inserts = [_json(changes.rows.get(t, ())) for t in COLUMNS]
+            if not changes.updates:
+                cur.execute(_PG_INSERT, inserts, prepare=True)
+                return
+            # two statements, one round trip (pipeline mode)
+            counting = cur.connection.cursor()
+            with cur.connection.pipeline():
+                counting.execute(_PG_UPDATE, [_json(changes.updates), _json(changes.reindex)],
+                                 prepare=False)
+                cur.execute(_PG_INSERT, inserts, prepare=True)
+            row = counting.fetchone()
+            updated = row[0] if row else 0
+            if updated != len(changes.updates):
+                raise Conflict(f"{len(changes.updates) - updated} resource(s) changed by another writer")
+            return
+        for update in changes.updates:
+            cur.execute(self.update_resource, update)
+            if cur.rowcount != 1:
+                raise Conflict(f"{update[3]}/{update[4]} changed by another writer")
+        for table in ("resource", "resource_version"):
+            self._insert(cur, table, changes.rows.get(table, ()))
+        if changes.reindex:
+            shape, params = _grouped(changes.reindex)
+            cur.execute(_delete_index(self.p, shape), params)
+        for table in ("search_index", "ingestion"):
+            self._insert(cur, table, changes.rows.get(table, ()))
+
+    def _insert(self, cur: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        if rows:
+            columns = COLUMNS[table]
+            cur.executemany(_insert(self.p, table, ", ".join(columns), len(columns)), rows)
 
     @staticmethod
     def cursor(conn: Connection) -> Any:
@@ -79,22 +158,6 @@ class Sql:
             shape, params = _grouped(keys)
             cur.execute(_select_existing(self.p, shape), params)
         return cur.fetchall()  # type: ignore[no-any-return]
-
-    def ingestions(self, cur: Any, ids: Sequence[str]) -> dict[str, str]:
-        """The stored answers (JSON) of the ingestions among ``ids``."""
-        ids = sorted(set(ids))
-        if self.postgres:
-            cur.execute(_PG_INGESTIONS, (ids,), prepare=False)
-        else:
-            cur.execute(_select_ingestions(self.p, len(ids)), ids)
-        return dict(cur.fetchall())
-
-    def delete_index(self, cur: Any, keys: Sequence[tuple[str, str]]) -> None:
-        if self.postgres:
-            cur.execute(_PG_DELETE_INDEX, _key_arrays(keys), prepare=False)
-        else:
-            shape, params = _grouped(keys)
-            cur.execute(_delete_index(self.p, shape), params)
 
     def patients_with_identifiers(self, cur: Any, values: Iterable[str]) -> list[tuple[str, str, str]]:
         """``(patient id, system, value)`` of the Patients indexed with one of these identifier values."""
@@ -112,22 +175,60 @@ class Sql:
 # while the tables were still empty (a scan), and the lookups grew with the
 # table: half of the database's time per message on a fresh database.
 _PG_KEYS = "unnest(%s::text[], %s::text[]) AS k(resource_type, id)"
-_PG_EXISTING = (
-    "SELECT r.resource_type, r.id, r.version_id, r.content FROM " + _PG_KEYS +
-    " JOIN resource r ON r.resource_type = k.resource_type AND r.id = k.id")
-_PG_DELETE_INDEX = (
-    "DELETE FROM search_index s USING " + _PG_KEYS +
-    " WHERE s.resource_type = k.resource_type AND s.id = k.id")
-_PG_INGESTIONS = "SELECT id, result FROM ingestion WHERE id = ANY(%s::text[])"
+_PG_EXISTING_FROM = (
+    _PG_KEYS + " JOIN resource r ON r.resource_type = k.resource_type AND r.id = k.id")
+_PG_EXISTING = "SELECT r.resource_type, r.id, r.version_id, r.content FROM " + _PG_EXISTING_FROM
 # One index descent per value, whatever the statistics say: the subquery is
 # run for each value (LATERAL; OFFSET 0 keeps it from being merged into a
 # join the planner may reorder). Written as ``code = ANY(%s)`` or as a plain
 # join, the planner, without statistics yet (a new database), filtered every
 # Patient identifier row instead.
-_PG_PATIENTS_BY_IDENTIFIER = (
-    "SELECT p.id, p.system, p.code FROM unnest(%s::text[]) AS v(code), LATERAL ("
+_PG_PATIENTS_FROM = (
+    "unnest(%s::text[]) AS v(code), LATERAL ("
     "SELECT s.id, s.system, s.code FROM search_index s WHERE s.resource_type = 'Patient' "
     "AND s.param = 'identifier' AND s.code = v.code OFFSET 0) AS p")
+_PG_PATIENTS_BY_IDENTIFIER = "SELECT p.id, p.system, p.code FROM " + _PG_PATIENTS_FROM
+
+
+def _pg_rows(table: str) -> str:
+    """``SELECT`` of ``table``'s new rows from a JSON array of arrays."""
+    fields = ", ".join(f"(r->>{n})::int" if c in _INTEGER_COLUMNS else f"r->>{n}"
+                       for n, c in enumerate(COLUMNS[table]))
+    return (f"INSERT INTO {table} ({', '.join(COLUMNS[table])}) "
+            f"SELECT {fields} FROM jsonb_array_elements(%s::jsonb) r")
+
+
+# A batch's lookups in one statement: rows tagged i (an ingestion's stored
+# answer), r (a stored resource), p (a Patient indexed with an identifier value)
+_PG_LOOK_UP = (
+    "SELECT 'i', id, NULL, NULL::int, result FROM ingestion WHERE id = ANY(%s::text[]) "
+    "UNION ALL SELECT 'r', r.resource_type, r.id, r.version_id, r.content FROM " + _PG_EXISTING_FROM +
+    " UNION ALL SELECT 'p', p.id, p.system, NULL, p.code FROM " + _PG_PATIENTS_FROM)
+# A batch's writes in two statements, each part's rows as one JSON array of
+# arrays (one parameter a table: psycopg's array adapters work element by
+# element in Python; orjson and the database's JSON reader work in C).
+# The updates: version-checked (counted: fewer than sent means another
+# writer got there first), and the index rows of updated resources deleted.
+# Unprepared, like the lookups, since they join the stored tables: a plan
+# made while the tables were empty (scans) would be kept. The parts of one
+# statement see the same snapshot, so the delete takes only the index rows
+# that were there before it.
+_PG_UPDATE = (
+    "WITH u AS (UPDATE resource r SET version_id = (n->>0)::int, last_updated = n->>1, content = n->>2 "
+    "FROM jsonb_array_elements(%s::jsonb) n "
+    "WHERE r.resource_type = n->>3 AND r.id = n->>4 AND r.version_id = (n->>5)::int RETURNING 1), "
+    "d AS (DELETE FROM search_index s USING jsonb_array_elements(%s::jsonb) k "
+    "WHERE s.resource_type = k->>0 AND s.id = k->>1) "
+    "SELECT count(*) FROM u")
+# The new rows of every table: prepared (their plan does not depend on the
+# tables' contents), and sent after the updates.
+_PG_INSERT = (
+    "WITH " + ", ".join(f"w{n} AS ({_pg_rows(table)})" for n, table in enumerate(list(COLUMNS)[:-1])) +
+    " " + _pg_rows(list(COLUMNS)[-1]))
+
+
+def _json(rows: Sequence[tuple[Any, ...]]) -> str:
+    return orjson.dumps(rows).decode()
 
 
 def _key_arrays(keys: Sequence[tuple[str, str]]) -> tuple[list[str], list[str]]:

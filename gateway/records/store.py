@@ -123,13 +123,9 @@ class Store:
     def _ingest_many(self, conn: Connection, works: list[_IngestWork]) -> list[IngestResult]:
         cur = self._sql.cursor(conn)
         writer = Writer(self._sql, cur)
-        prior = self._sql.ingestions(cur, [w.ingestion_id for w in works])
-        # what the batch's resources hold now, in one read
-        writer.load([(p.resource["resourceType"], p.resource["id"])
-                     for w in works if w.ingestion_id not in prior for p in w.prepared])
-        # and who else carries the identifiers of its Patients, in one read
-        writer.look_up_identifiers([p.resource for w in works if w.ingestion_id not in prior
-                                    for p in w.prepared if p.resource["resourceType"] == "Patient"])
+        # what the batch's resources hold now, and who else carries the
+        # identifiers of its Patients: one read
+        prior = writer.look_up([w.ingestion_id for w in works], [p for w in works for p in w.prepared])
         done: dict[str, IngestResult] = {}
         results = []
         for w in works:

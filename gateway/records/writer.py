@@ -6,8 +6,9 @@ resources against what the database holds *and* what earlier messages of
 the same transaction already wrote (kept in memory), so a group commit of
 many messages gives exactly the result of storing them one after the
 other. Nothing reaches the database before ``flush``, which writes all of
-it in a handful of statements: one insert per table for new rows, one
-update per changed stored resource, one delete and one insert of index rows.
+it at once (one statement on PostgreSQL; on SQLite one insert per table
+for new rows, one update per changed stored resource, one delete of
+replaced index rows).
 
 Update semantics follow HL7 v2: a field that a message does not value means
 "no information", not "delete". So an incoming resource replaces the
@@ -24,7 +25,7 @@ from typing import Any
 
 from ..fhir.jsonio import dumps, loads
 from .indexing import Row, clip, index_rows
-from .sql import Conflict, Sql
+from .sql import Changes, Sql
 
 __all__ = ["Writer", "StoredEntry", "Prepared", "prepare"]
 
@@ -107,12 +108,29 @@ class Writer:
         self._indexed_ids: dict[str, list[tuple[str, str]]] = {}
 
     # ------------------------------------------------------------------ reading
+    def look_up(self, ingestion_ids: list[str], batch: list[Prepared]) -> dict[str, str]:
+        """Read at once what a batch needs: the stored answers of the
+        ingestions among ``ingestion_ids`` (returned), the stored versions of
+        the resources of ``batch``, and who carries the identifier values of
+        its Patients."""
+        wanted = self._unknown([(p.resource["resourceType"], p.resource["id"]) for p in batch])
+        values = self._unknown_values([p.resource for p in batch if p.resource["resourceType"] == "Patient"])
+        found = self.sql.look_up(self.cur, ingestion_ids, wanted, values)
+        self._remember(wanted, found.resources)
+        self._remember_identifiers(values, found.patients)
+        return found.ingestions
+
     def load(self, keys: list[Key]) -> None:
         """Read the stored versions of ``keys`` not yet known, in one statement."""
-        wanted = [k for k in dict.fromkeys(keys) if k not in self._current and k not in self._missing]
-        if not wanted:
-            return
-        for t, i, v, c in self.sql.existing(self.cur, wanted):
+        wanted = self._unknown(keys)
+        if wanted:
+            self._remember(wanted, self.sql.existing(self.cur, wanted))
+
+    def _unknown(self, keys: list[Key]) -> list[Key]:
+        return [k for k in dict.fromkeys(keys) if k not in self._current and k not in self._missing]
+
+    def _remember(self, wanted: list[Key], stored: list[tuple[str, str, int, str]]) -> None:
+        for t, i, v, c in stored:
             self._current[(t, i)] = _Current(v, v, loads(c), None, None)
         self._missing.update(k for k in wanted if k not in self._current)
 
@@ -177,11 +195,16 @@ class Writer:
     def look_up_identifiers(self, patients: list[dict[str, Any]]) -> None:
         """Read, in one statement, which stored Patients carry the identifier
         values of ``patients`` (the Patients a batch is about to write)."""
-        values = {v for p in patients for _, v in _identifiers(p) if v} - self._indexed_ids.keys()
-        if not values:
-            return
+        values = self._unknown_values(patients)
+        if values:
+            self._remember_identifiers(values, self.sql.patients_with_identifiers(self.cur, values))
+
+    def _unknown_values(self, patients: list[dict[str, Any]]) -> set[str]:
+        return {v for p in patients for _, v in _identifiers(p) if v} - self._indexed_ids.keys()
+
+    def _remember_identifiers(self, values: set[str], stored: list[tuple[str, str, str]]) -> None:
         found: dict[str, list[tuple[str, str]]] = {v: [] for v in values}
-        for pid, system, value in self.sql.patients_with_identifiers(self.cur, values):
+        for pid, system, value in stored:
             found[value].append((pid, system))
         self._indexed_ids.update(found)
 
@@ -206,8 +229,10 @@ class Writer:
     # ------------------------------------------------------------------ flushing
     def flush(self) -> None:
         """Write everything this transaction changed."""
-        sql, cur = self.sql, self.cur
-        inserts, updates, versions, reindex, rows = [], [], [], [], []
+        changes = Changes()
+        inserts: list[tuple[Any, ...]] = []
+        versions: list[tuple[Any, ...]] = []
+        rows: list[tuple[Any, ...]] = []
         for (rtype, rid), c in self._current.items():
             if c.text is None:
                 continue  # read only
@@ -215,20 +240,13 @@ class Writer:
             if c.stored_version is None:
                 inserts.append((rtype, rid, c.version, c.body["meta"]["lastUpdated"], c.text))
             else:
-                updates.append((c.version, c.body["meta"]["lastUpdated"], c.text, rtype, rid,
-                                c.stored_version))
-                reindex.append((rtype, rid))
+                changes.updates.append((c.version, c.body["meta"]["lastUpdated"], c.text, rtype, rid,
+                                        c.stored_version))
+                changes.reindex.append((rtype, rid))
             rows.extend((rtype, rid, *r) for r in (c.rows if c.rows is not None else index_rows(c.body)))
-        for params in updates:
-            cur.execute(sql.update_resource, params)
-            if cur.rowcount != 1:
-                raise Conflict(f"{params[3]}/{params[4]} changed by another writer")
-        sql.insert(cur, "resource", inserts)
-        sql.insert(cur, "resource_version", versions)
-        if reindex:
-            sql.delete_index(cur, reindex)
-        sql.insert(cur, "search_index", rows)
-        sql.insert(cur, "ingestion", self._ingestions)
+        changes.rows = {"resource": inserts, "resource_version": versions, "search_index": rows,
+                        "ingestion": list(self._ingestions)}
+        self.sql.write(self.cur, changes)
 
 
 def _identifiers(patient: dict[str, Any]) -> set[tuple[str | None, str | None]]:

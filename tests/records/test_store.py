@@ -179,3 +179,49 @@ def test_patients_sharing_an_identifier_are_linked_when_stored_together(db_url: 
         assert all("link" not in store.read("Patient", f"s{i}") for i in range(2, 8))
     finally:
         store.close()
+
+
+def test_an_update_replaces_the_index_rows(db_url: str) -> None:
+    """The index holds the current version only: an update's rows replace
+    the old ones (on PostgreSQL in one round trip with the new rows)."""
+    from sqlalchemy import text
+
+    from gateway.records.indexing import index_rows
+
+    store = Store(db_url)
+    try:
+        _ingest(store, "a", [_patient("p1", gender="female"), _patient("p2", gender="male")])
+        _ingest(store, "b", [_patient("p1", gender="male", birthDate="1990-01-01"),
+                             _patient("p3", gender="other")])
+        with store.engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, param, code, low FROM search_index "
+                                     "WHERE resource_type = 'Patient' ORDER BY id, param, code, low")).all()
+        expected = sorted((pid, r[0], r[2], r[5]) for pid in ("p1", "p2", "p3")
+                          for r in index_rows(store.read("Patient", pid)))
+        assert [tuple(r) for r in rows] == expected
+        assert ("p1", "gender", "male", None) in expected and ("p1", "gender", "female", None) not in expected
+    finally:
+        store.close()
+
+
+def test_the_writer_survives_losing_its_database_connection(db_url: str) -> None:
+    """The committing thread keeps its connection between batches; when the
+    database drops it, the next message is stored on a fresh one."""
+    if not db_url.startswith("postgresql"):
+        return  # an SQLite connection is a file, not a session to lose
+    from sqlalchemy import text
+
+    store = Store(db_url)
+    try:
+        _ingest(store, "a", [_patient("p1")])
+        with store.engine.connect() as conn:
+            killed = conn.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+            conn.commit()
+        assert killed >= 1
+        result = _ingest(store, "b", [_patient("p2")])
+        assert [e.status for e in result.entries] == ["created"]
+        assert store.read("Patient", "p2") is not None and store.read("Patient", "p1") is not None
+    finally:
+        store.close()
