@@ -44,6 +44,10 @@ COLUMNS: dict[str, tuple[str, ...]] = {
 
 # Column types, for PostgreSQL arrays
 _INTEGER_COLUMNS = {"version_id"}
+# Columns holding a whole JSON document: sent apart from the small columns,
+# so that the database does not parse them as JSON (inside a JSON array they
+# are strings to unescape; apart they are copied as they are)
+_DOCUMENT_COLUMNS = {"content", "result"}
 
 
 @dataclass(slots=True)
@@ -113,7 +117,7 @@ class Sql:
         :class:`Conflict` when a stored resource is no longer at the version
         read (another writer changed it)."""
         if self.postgres:
-            inserts = [_json(changes.rows.get(t, ())) for t in COLUMNS]
+            inserts = [p for t in COLUMNS for p in _pg_params(t, changes.rows.get(t, ()))]
             if not changes.updates:
                 cur.execute(_PG_INSERT, inserts, prepare=True)
                 return
@@ -174,7 +178,7 @@ class Sql:
 # as it is now. Prepared per shape, OR-ed IN lists kept the generic plan made
 # while the tables were still empty (a scan), and the lookups grew with the
 # table: half of the database's time per message on a fresh database.
-_PG_KEYS = "unnest(%s::text[], %s::text[]) AS k(resource_type, id)"
+_PG_KEYS = "unnest(%b::text[], %b::text[]) AS k(resource_type, id)"
 _PG_EXISTING_FROM = (
     _PG_KEYS + " JOIN resource r ON r.resource_type = k.resource_type AND r.id = k.id")
 _PG_EXISTING = "SELECT r.resource_type, r.id, r.version_id, r.content FROM " + _PG_EXISTING_FROM
@@ -184,24 +188,37 @@ _PG_EXISTING = "SELECT r.resource_type, r.id, r.version_id, r.content FROM " + _
 # join, the planner, without statistics yet (a new database), filtered every
 # Patient identifier row instead.
 _PG_PATIENTS_FROM = (
-    "unnest(%s::text[]) AS v(code), LATERAL ("
+    "unnest(%b::text[]) AS v(code), LATERAL ("
     "SELECT s.id, s.system, s.code FROM search_index s WHERE s.resource_type = 'Patient' "
     "AND s.param = 'identifier' AND s.code = v.code OFFSET 0) AS p")
 _PG_PATIENTS_BY_IDENTIFIER = "SELECT p.id, p.system, p.code FROM " + _PG_PATIENTS_FROM
 
 
 def _pg_rows(table: str) -> str:
-    """``SELECT`` of ``table``'s new rows from a JSON array of arrays."""
-    fields = ", ".join(f"(r->>{n})::int" if c in _INTEGER_COLUMNS else f"r->>{n}"
-                       for n, c in enumerate(COLUMNS[table]))
-    return (f"INSERT INTO {table} ({', '.join(COLUMNS[table])}) "
-            f"SELECT {fields} FROM jsonb_array_elements(%s::jsonb) r")
+    """``INSERT`` of ``table``'s new rows from a JSON array of arrays, and
+    its document column (if it has one) from an array of its own."""
+    columns = COLUMNS[table]
+    documents = columns[-1] in _DOCUMENT_COLUMNS
+    fields = [f"(r->>{n})::int" if c in _INTEGER_COLUMNS else f"r->>{n}"
+              for n, c in enumerate(columns[:-1] if documents else columns)]
+    source = "jsonb_array_elements(%s::jsonb) r"
+    if documents:
+        fields.append("d")
+        source = "ROWS FROM (jsonb_array_elements(%s::jsonb), unnest(%b::text[])) AS x(r, d)"
+    return f"INSERT INTO {table} ({', '.join(columns)}) SELECT {', '.join(fields)} FROM {source}"
+
+
+def _pg_params(table: str, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
+    """The parameters of ``_pg_rows(table)`` for ``rows``."""
+    if COLUMNS[table][-1] in _DOCUMENT_COLUMNS:
+        return [_json([row[:-1] for row in rows]), [row[-1] for row in rows]]
+    return [_json(rows)]
 
 
 # A batch's lookups in one statement: rows tagged i (an ingestion's stored
 # answer), r (a stored resource), p (a Patient indexed with an identifier value)
 _PG_LOOK_UP = (
-    "SELECT 'i', id, NULL, NULL::int, result FROM ingestion WHERE id = ANY(%s::text[]) "
+    "SELECT 'i', id, NULL, NULL::int, result FROM ingestion WHERE id = ANY(%b::text[]) "
     "UNION ALL SELECT 'r', r.resource_type, r.id, r.version_id, r.content FROM " + _PG_EXISTING_FROM +
     " UNION ALL SELECT 'p', p.id, p.system, NULL, p.code FROM " + _PG_PATIENTS_FROM)
 # A batch's writes in two statements, each part's rows as one JSON array of
