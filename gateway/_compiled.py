@@ -19,6 +19,8 @@ MODULES = (
     "mapping/hl7v2/datatypes",
     "mapping/hl7v2/composites",
     "mapping/hl7v2/engine",
+    "records/indexing",
+    "records/writer",
 )
 _ROOT = Path(__file__).resolve().parent
 

@@ -156,7 +156,8 @@ def _dates(param: str, value: Any) -> Iterator[Row]:
         if r:
             yield _row(param, low=r[0], high=r[1])
     elif isinstance(value, dict):  # Period
-        lo = date_range(value["start"])[0] if value.get("start") and date_range(value["start"]) else "0000"
+        lo_r = date_range(value["start"]) if value.get("start") else None
+        lo = lo_r[0] if lo_r else "0000"
         hi_r = date_range(value["end"]) if value.get("end") else None
         hi = hi_r[1] if hi_r else "9999"
         if value.get("start") or value.get("end"):
@@ -198,8 +199,8 @@ def index_rows(res: dict[str, Any]) -> list[Row]:
         mi = res["masterIdentifier"]
         if mi.get("value"):
             rows.append(_row("identifier", system=mi.get("system"), code=str(mi["value"])[:256]))
-    for ref in patient_of(res):
-        rows.append(_row("patient", ref=ref))
+    for patient_ref in patient_of(res):
+        rows.append(_row("patient", ref=patient_ref))
     if rtype == "Patient":
         for name in res.get("name", []) or []:
             if not isinstance(name, dict):

@@ -56,7 +56,7 @@ class Found:
 
     ingestions: dict[str, str]  # ingestion id -> the stored answer (JSON)
     resources: list[tuple[str, str, int, str]]  # (type, id, version_id, content)
-    patients: list[tuple[str, str, str]]  # (patient id, system, identifier value)
+    patients: list[tuple[str, str | None, str]]  # (patient id, system, identifier value)
 
 
 @dataclass(slots=True)
@@ -163,7 +163,7 @@ class Sql:
             cur.execute(_select_existing(self.p, shape), params)
         return cur.fetchall()  # type: ignore[no-any-return]
 
-    def patients_with_identifiers(self, cur: Any, values: Iterable[str]) -> list[tuple[str, str, str]]:
+    def patients_with_identifiers(self, cur: Any, values: Iterable[str]) -> list[tuple[str, str | None, str]]:
         """``(patient id, system, value)`` of the Patients indexed with one of these identifier values."""
         values = sorted(set(values))
         if self.postgres:

@@ -163,7 +163,7 @@ class Store:
             attempts += 1
             try:
                 return self._group.run(work)
-            except (IntegrityError, OperationalError, *self._sql.retryable):
+            except (IntegrityError, OperationalError, *self._sql.retryable):  # type: ignore[misc]
                 if attempts >= 10:
                     raise
                 time.sleep(random.uniform(0.01, 0.05) * attempts)
@@ -184,9 +184,10 @@ class Store:
             if other is None or other.get("active") is False:
                 continue
             for a, b in ((me, other), (other, me)):
-                link = {"other": {"reference": f"Patient/{b['id']}"}, "type": "seealso"}
+                reference = f"Patient/{b['id']}"
+                link: dict[str, Any] = {"other": {"reference": reference}, "type": "seealso"}
                 links = a.get("link", []) or []
-                if not any((x.get("other") or {}).get("reference") == link["other"]["reference"] for x in links):
+                if not any((x.get("other") or {}).get("reference") == reference for x in links):
                     changed += writer.put([Prepared({**a, "link": [*links, link]}, None)], when)
             me = writer.read("Patient", pid) or me
             for element in ("birthDate", "gender"):

@@ -51,7 +51,7 @@ class Prepared:
     transaction (index rows depend on content only, not on the version)."""
 
     resource: dict[str, Any]
-    rows: list[Row]
+    rows: list[Row] | None  # None: worked out at flush
 
 
 def prepare(resources: list[dict[str, Any]]) -> list[Prepared]:
@@ -105,7 +105,7 @@ class Writer:
         self._written_ids: dict[tuple[str | None, str | None], set[str]] = {}
         # Patients the database indexes, by identifier value: (id, system)
         # pairs, for the values looked up so far (the index changes only at flush)
-        self._indexed_ids: dict[str, list[tuple[str, str]]] = {}
+        self._indexed_ids: dict[str, list[tuple[str, str | None]]] = {}
 
     # ------------------------------------------------------------------ reading
     def look_up(self, ingestion_ids: list[str], batch: list[Prepared]) -> dict[str, str]:
@@ -202,8 +202,8 @@ class Writer:
     def _unknown_values(self, patients: list[dict[str, Any]]) -> set[str]:
         return {v for p in patients for _, v in _identifiers(p) if v} - self._indexed_ids.keys()
 
-    def _remember_identifiers(self, values: set[str], stored: list[tuple[str, str, str]]) -> None:
-        found: dict[str, list[tuple[str, str]]] = {v: [] for v in values}
+    def _remember_identifiers(self, values: set[str], stored: list[tuple[str, str | None, str]]) -> None:
+        found: dict[str, list[tuple[str, str | None]]] = {v: [] for v in values}
         for pid, system, value in stored:
             found[value].append((pid, system))
         self._indexed_ids.update(found)
