@@ -50,10 +50,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import inspect
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -109,8 +110,10 @@ REASON_EMPTY_FRAME = "empty frame"
 REASON_TRUNCATED_FRAME = "truncated frame"
 REASON_INTERNAL_ERROR = "internal error"
 
-Handler = Callable[[bytes], bytes]
-"""Gets one HL7 message (framing removed), returns the ACK message (unframed)."""
+Handler = Callable[[bytes], bytes] | Callable[[bytes], Awaitable[bytes]]
+"""Gets one HL7 message (framing removed), returns the ACK message (unframed).
+A plain function runs in the server's thread pool; a coroutine function is
+awaited on the event loop (it must not block it)."""
 
 BadFrameHandler = Callable[[str], bytes | None]
 """Gets a one-line reason for an unusable frame, returns a reply to send or None."""
@@ -418,8 +421,9 @@ class MLLPServer:
     Messages on one connection are handled strictly in order, one at a time:
     the next frame is not even read from the socket before the ACK for the
     previous one was written.  Different connections are served concurrently;
-    handlers run in a dedicated thread pool (``handler_workers`` threads,
-    default ``min(32, max_connections)``) so the event loop stays responsive.
+    plain handlers run in a dedicated thread pool (``handler_workers``
+    threads, default ``min(32, max_connections)``) so the event loop stays
+    responsive; coroutine handlers are awaited on the loop.
 
     A reply is only sent after the handler has returned.  If the handler
     raises, the error is logged and the ``on_bad_frame`` reply for reason
@@ -454,6 +458,7 @@ class MLLPServer:
         if handler_workers is not None and handler_workers < 1:
             raise ValueError("handler_workers must be positive")
         self._handler = handler
+        self._handler_is_async = inspect.iscoroutinefunction(handler)
         self._sock = sock  # an already bound listening socket (shared port), else host/port
         self._on_bad_frame = on_bad_frame
         self._host = host
@@ -629,10 +634,14 @@ class MLLPServer:
             return await self._bad_frame_reply(event.reason, conn)
         conn.messages += 1
         try:
-            reply = await loop.run_in_executor(self._executor, self._handler, event.payload)
+            reply: object
+            if self._handler_is_async:
+                reply = await self._handler(event.payload)  # type: ignore[misc]
+            else:
+                reply = await loop.run_in_executor(self._executor, self._handler, event.payload)
             if not isinstance(reply, (bytes, bytearray, memoryview)):
                 raise TypeError(f"handler returned {type(reply).__name__}, expected bytes")
-            return frame(reply)
+            return frame(bytes(reply))
         except Exception:
             logger.exception(
                 "handler failed for a %d-byte message from %s", len(event.payload), conn.peer

@@ -20,10 +20,11 @@ from tests.conftest import sample
 
 
 class _Running:
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, **handler_options: int) -> None:
         self.store = store
         self.loop = asyncio.new_event_loop()
-        self.server = MLLPServer(mllp_handler(store), "127.0.0.1", 0, on_bad_frame=bad_frame_reply)
+        self.server = MLLPServer(mllp_handler(store, **handler_options), "127.0.0.1", 0,
+                                 on_bad_frame=bad_frame_reply)
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         asyncio.run_coroutine_threadsafe(self.server.start(), self.loop).result(10)
@@ -141,3 +142,35 @@ def _read_frame(s: socket.socket) -> bytes:
     if buf[end + 2:]:
         _pending[s.fileno()] = buf[end + 2:]
     return buf[buf.index(b"\x0b") + 1:end]
+
+
+def test_large_messages_are_converted_in_a_worker_thread(tmp_path: Path) -> None:
+    """Past ``inline_bytes`` (here: every message) a message is read and
+    converted in a worker thread instead of on the event loop: the same
+    answers and the same records."""
+    store = Store(f"sqlite:///{tmp_path / 'mllp.db'}")
+    running = _Running(store, inline_bytes=0)
+    try:
+        acks = [send_message("127.0.0.1", running.port, _er7(name))
+                for name in ("ORU-R01-RMGEAD.hl7", "VXU.hl7", "ORU-R01-RMGEAD.hl7")]
+        bad = send_message("127.0.0.1", running.port, b"MSH|^~\\&|LAB|HOSP|GW|GW|20240101||\rPID|1||1\r")
+        assert [_msa(a)[1] for a in acks] == ["AA", "AA", "AA"] and _msa(bad)[1] == "AR"
+        assert b"replay" in acks[2]
+        assert store.ingestion_count() == 2 and store.counts()["Immunization"] >= 1
+    finally:
+        running.stop()
+        store.close()
+
+
+def test_many_connections_at_once_are_each_stored_once(mllp: _Running) -> None:
+    """Concurrent senders: every message waits for its group commit on the
+    event loop, none blocks another, each is stored once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from tests.robustness.serving import unique_message
+
+    with ThreadPoolExecutor(12) as pool:
+        acks = list(pool.map(lambda n: send_message("127.0.0.1", mllp.port, unique_message("c", n)),
+                             range(48)))
+    assert {_msa(a)[1] for a in acks} == {"AA"}
+    assert mllp.store.ingestion_count() == 48

@@ -13,7 +13,9 @@ and round trips, not the database's work, set the pace of the one writer
 thread. Only when something in it fails is the transaction rolled back and
 the batch run again with a SAVEPOINT around each piece (every piece of a
 failed batched group alone), so one failing message rolls back alone.
-Nobody is answered before the commit that holds their work.
+Nobody is answered before the commit that holds their work: a thread that
+calls :meth:`GroupCommitter.run` waits for it; an event loop hands its work
+over with :meth:`GroupCommitter.submit` and is called back.
 
 The writer thread keeps its connection from one batch to the next (no pool
 checkout, no liveness probe per batch); after a failure it hands it back
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterator
@@ -33,6 +36,8 @@ from typing import Any
 from sqlalchemy.engine import Connection, Engine
 
 __all__ = ["GroupCommitter"]
+
+logger = logging.getLogger(__name__)
 
 MAX_BATCH = 64
 
@@ -44,6 +49,7 @@ class _Job:
     result: Any = None
     error: BaseException | None = None
     ran: bool = False  # done as part of a batch
+    notify: Callable[["_Job"], None] | None = None  # called once done (from the writer thread)
 
 
 class GroupCommitter:
@@ -80,6 +86,14 @@ class GroupCommitter:
         if job.error is not None:
             raise job.error
         return job.result
+
+    def submit(self, work: Callable[[Connection], Any], notify: Callable[[_Job], None]) -> None:
+        """Queue ``work`` for the next batch without waiting: once it is
+        committed (or failed) ``notify(job)`` is called from the writer
+        thread, with ``job.result`` or ``job.error`` set. For event loops:
+        ``notify`` should hand over with ``loop.call_soon_threadsafe``."""
+        self._ensure_thread()
+        self._queue.put(_Job(work, notify=notify))
 
     def close(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -123,6 +137,11 @@ class GroupCommitter:
         finally:
             for job in batch:
                 job.done.set()
+                if job.notify is not None:
+                    try:
+                        job.notify(job)
+                    except Exception:  # noqa: BLE001 - e.g. its event loop closed meanwhile
+                        logger.warning("could not hand a committed job back", exc_info=True)
 
     def _commit_locked(self, batch: list[_Job]) -> None:
         try:

@@ -13,6 +13,7 @@ whose content does not change gets no new version.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from dataclasses import dataclass, field
@@ -59,6 +60,26 @@ class IngestResult:
                    data["received_at"], data.get("source", {}))
 
 
+_ATTEMPTS = 10  # tries of a write before its error is the caller's
+
+
+def _backoff(attempts: int) -> float:
+    """Seconds to wait before try ``attempts + 1``: random, so that writers
+    that collided do not collide again, and longer each time."""
+    return random.uniform(0.01, 0.05) * attempts
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Complete ``future`` (on its loop) with a job's outcome, unless its
+    waiter has gone (cancelled)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -102,6 +123,9 @@ class Store:
         lock = f"{database}.writelock" if database and database != ":memory:" else None
         self._group = GroupCommitter(self.write_engine, lock)
         self._sql = Sql(self.write_engine.dialect.name, self.write_engine.dialect.dbapi)
+        # what a retry may cure: another writer got there first, a busy SQLite
+        self._retryable: tuple[type[BaseException], ...] = (
+            IntegrityError, OperationalError, *self._sql.retryable)
 
     def close(self) -> None:
         self._group.close()
@@ -119,6 +143,29 @@ class Store:
         after the other."""
         work = _IngestWork(self, ingestion_id, source_format, source, outcome, prepare(resources_in))
         return self._write(work)  # type: ignore[no-any-return]
+
+    async def ingest_async(self, resources_in: list[dict[str, Any]], *, ingestion_id: str,
+                           source_format: str, source: dict[str, str],
+                           outcome: dict[str, Any]) -> IngestResult:
+        """:meth:`ingest` for an event loop: the loop goes on serving while
+        the message waits for its group commit (no thread blocks on it)."""
+        work = _IngestWork(self, ingestion_id, source_format, source, outcome, prepare(resources_in))
+        loop = asyncio.get_running_loop()
+        attempts = 0
+        while True:
+            attempts += 1
+            committed: asyncio.Future[IngestResult] = loop.create_future()
+
+            def notify(job: Any, future: asyncio.Future[IngestResult] = committed) -> None:
+                loop.call_soon_threadsafe(_settle, future, job.result, job.error)
+
+            self._group.submit(work, notify)
+            try:
+                return await committed
+            except self._retryable:
+                if attempts >= _ATTEMPTS:
+                    raise
+                await asyncio.sleep(_backoff(attempts))
 
     def _ingest_many(self, conn: Connection, works: list[_IngestWork]) -> list[IngestResult]:
         cur = self._sql.cursor(conn)
@@ -163,10 +210,10 @@ class Store:
             attempts += 1
             try:
                 return self._group.run(work)
-            except (IntegrityError, OperationalError, *self._sql.retryable):  # type: ignore[misc]
-                if attempts >= 10:
+            except self._retryable:
+                if attempts >= _ATTEMPTS:
                     raise
-                time.sleep(random.uniform(0.01, 0.05) * attempts)
+                time.sleep(_backoff(attempts))
 
     @staticmethod
     def _link_same_person(writer: Writer, pid: str, when: str,
