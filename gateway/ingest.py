@@ -17,7 +17,14 @@ from .formats.hl7v2.ack import build_ack
 from .pipeline import Conversion, convert
 from .records import IngestResult, Store
 
-__all__ = ["ingest", "Ingested", "mllp_handler", "bad_frame_reply"]
+__all__ = ["ingest", "ingest_async", "Ingested", "mllp_handler", "bad_frame_reply", "INLINE_BYTES"]
+
+
+# Messages up to this size are parsed and converted on the event loop: a
+# fraction of a millisecond, less than handing them to a thread and back
+# costs. Larger ones go to a worker thread, so that the loop, which also
+# serves HTTP, never stalls for long.
+INLINE_BYTES = 16 * 1024
 
 
 @dataclass(slots=True)
@@ -41,17 +48,34 @@ def ingest(store: Store, data: bytes, source_format: str = "auto", *, strict: bo
     return Ingested(conv, result)
 
 
+async def ingest_async(store: Store, data: bytes, source_format: str = "auto", *, strict: bool = False,
+                       authorize: Callable[[Conversion], None] | None = None,
+                       parsed: Message | None = None, inline_bytes: int | None = None) -> Ingested:
+    """:func:`ingest` on an event loop. An HL7 v2 message up to
+    ``inline_bytes`` (default :data:`INLINE_BYTES`) is converted on the loop,
+    anything else in a worker thread; then the message awaits its group
+    commit without holding a thread."""
+    limit = INLINE_BYTES if inline_bytes is None else inline_bytes
+    if _inline(data, source_format, limit):
+        conv = convert(data, source_format, strict=strict, parsed=parsed)
+    else:
+        conv = await asyncio.get_running_loop().run_in_executor(
+            None, partial(convert, data, source_format, strict=strict, parsed=parsed))
+    if authorize is not None:
+        authorize(conv)
+    result = await store.ingest_async(conv.resources, **_store_arguments(conv))
+    return Ingested(conv, result)
+
+
+def _inline(data: bytes, source_format: str, limit: int) -> bool:
+    """Cheap enough to convert on the event loop: a small HL7 v2 message."""
+    return len(data) <= limit and source_format in ("hl7v2", "auto") and data[:3] == b"MSH"
+
+
 def _store_arguments(conv: Conversion) -> dict[str, Any]:
     """What the store keeps of a conversion besides its resources."""
     return {"ingestion_id": conv.digest, "source_format": conv.source_format, "source": conv.source,
             "outcome": operation_outcome(conv.issues, ok_text="converted without findings")}
-
-
-# Messages up to this size are parsed and converted on the event loop: a
-# fraction of a millisecond, less than handing them to a thread and back
-# costs. Larger ones go to a worker thread, so that the loop, which also
-# serves HTTP, never stalls for long.
-INLINE_BYTES = 16 * 1024
 
 
 def mllp_handler(store: Store, slots: threading.Semaphore | None = None,
@@ -63,10 +87,10 @@ def mllp_handler(store: Store, slots: threading.Semaphore | None = None,
     While a message waits for its group commit the event loop serves others."""
 
     async def handle(data: bytes) -> bytes:
-        loop = asyncio.get_running_loop()
-        inline = len(data) <= inline_bytes
+        inline = _inline(data, "hl7v2", inline_bytes)
         try:
-            message = parse(data) if inline else await loop.run_in_executor(None, parse, data)
+            message = (parse(data) if inline else
+                       await asyncio.get_running_loop().run_in_executor(None, parse, data))
         except GatewayError as exc:
             return build_ack(None, "AR", exc.issues, text=str(exc))
         if slots is not None and not slots.acquire(blocking=False):
@@ -74,9 +98,7 @@ def mllp_handler(store: Store, slots: threading.Semaphore | None = None,
                          "busy, resend: the gateway is at its limit of messages in progress")
             return build_ack(message, "AE", [busy], text="busy, resend")
         try:
-            conv = (convert(data, "hl7v2", parsed=message) if inline else
-                    await loop.run_in_executor(None, partial(convert, data, "hl7v2", parsed=message)))
-            result = await store.ingest_async(conv.resources, **_store_arguments(conv))
+            done = await ingest_async(store, data, "hl7v2", parsed=message, inline_bytes=inline_bytes)
         except GatewayError as exc:
             return build_ack(message, "AR", exc.issues, text=str(exc))
         except Exception as exc:  # storage failure: tell the sender to retry
@@ -85,8 +107,8 @@ def mllp_handler(store: Store, slots: threading.Semaphore | None = None,
         finally:
             if slots is not None:
                 slots.release()
-        warnings = [i for i in conv.issues if i.severity == "warning"]
-        return build_ack(message, "AA", warnings, text="replay" if result.replay else "")
+        warnings = [i for i in done.conversion.issues if i.severity == "warning"] if done.conversion else []
+        return build_ack(message, "AA", warnings, text="replay" if done.result.replay else "")
 
     return handle
 

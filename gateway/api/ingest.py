@@ -10,7 +10,6 @@ the repeat answers 200 with ``X-Ingestion-Replay: true``.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -19,7 +18,7 @@ from fastapi.responses import Response
 from ..access.guard import caller_of
 from ..errors import Forbidden, Issue, PayloadTooLarge, RejectedInput, UnsupportedFormat
 from ..fhir.jsonio import dumps
-from ..ingest import ingest
+from ..ingest import ingest_async
 from ..pipeline import Conversion
 from ..records import IngestResult
 from .errors import FHIR_JSON
@@ -96,7 +95,7 @@ async def post_ingest(request: Request, strict: bool = False) -> Response:
 
     store = request.app.state.store
     with ingest_slot(request):
-        done = await asyncio.to_thread(ingest, store, body, fmt, strict=strict, authorize=authorize)
+        done = await ingest_async(store, body, fmt, strict=strict, authorize=authorize)
     result = done.result
     created = any(e.status == "created" for e in result.entries) and not result.replay
     headers = {"X-Ingestion-Id": result.ingestion_id}
