@@ -53,28 +53,41 @@ class _Job:
 
 
 class GroupCommitter:
-    def __init__(self, engine: Engine, lock_path: str | None = None) -> None:
+    def __init__(self, engine: Engine, lock_path: str | None = None, *, writers: int = 1) -> None:
         """``lock_path``: a file locked around each transaction, so that
         writer processes on one SQLite file queue in the kernel (woken at
-        once) instead of in SQLite's busy handler (which sleeps and polls)."""
+        once) instead of in SQLite's busy handler (which sleeps and polls).
+        ``writers``: writer threads, each with its own connection (a lock
+        file serialises them anyway: one is enough then)."""
         self.engine = engine
+        self.writers = writers
         self._lock_fd: int | None = None
         if lock_path:
             import os
 
             self._lock_fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
-        self._conn: Connection | None = None  # the writer thread's, kept between batches
+        self._local = threading.local()  # each writer thread's connection, kept between batches
 
     def _ensure_thread(self) -> None:
-        if self._thread is None or not self._thread.is_alive():
-            with self._lock:
-                if self._thread is None or not self._thread.is_alive():
-                    self._thread = threading.Thread(target=self._run, name="gateway-group-commit",
-                                                    daemon=True)
-                    self._thread.start()
+        if len(self._threads) == self.writers and all(t.is_alive() for t in self._threads):
+            return
+        with self._lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            while len(self._threads) < self.writers:
+                thread = threading.Thread(target=self._run, name="gateway-group-commit", daemon=True)
+                thread.start()
+                self._threads.append(thread)
+
+    @property
+    def _conn(self) -> Connection | None:
+        return getattr(self._local, "conn", None)
+
+    @_conn.setter
+    def _conn(self, conn: Connection | None) -> None:
+        self._local.conn = conn
 
     def run(self, work: Callable[[Connection], Any]) -> Any:
         """Run ``work(conn)`` inside the next committed batch; return its
@@ -96,9 +109,11 @@ class GroupCommitter:
         self._queue.put(_Job(work, notify=notify))
 
     def close(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
+        alive = [t for t in self._threads if t.is_alive()]
+        for _ in alive:
             self._queue.put(None)
-            self._thread.join(10)
+        for thread in alive:
+            thread.join(10)
 
     def _run(self) -> None:
         while True:

@@ -94,12 +94,20 @@ class Sql:
                 identifier_values: Iterable[str]) -> Found:
         """The stored answers of ``ingestion_ids``, the stored resources among
         ``keys`` and the Patients indexed with one of ``identifier_values``:
-        one statement on PostgreSQL, three on SQLite."""
+        one statement on PostgreSQL (after locking the identifier values for
+        the transaction), three on SQLite (where one writer at a time holds
+        the database)."""
         ids, values = sorted(set(ingestion_ids)), sorted(set(identifier_values))
         if not self.postgres:
             cur.execute(_select_ingestions(self.p, len(ids)), ids)
             return Found(dict(cur.fetchall()), self.existing(cur, keys) if keys else [],
                          self.patients_with_identifiers(cur, values) if values else [])
+        if values:
+            # Batches committing side by side (writer threads, processes)
+            # take turns on an identifier value: the later one then sees the
+            # earlier one's Patient, so two sources' records of one person
+            # are linked even when they arrive at the same moment.
+            cur.execute(_PG_LOCK_IDENTIFIERS, (values,))
         cur.execute(_PG_LOOK_UP, (ids, *_key_arrays(keys), values), prepare=False)
         found = Found({}, [], [])
         for kind, a, b, version, text in cur.fetchall():
@@ -215,6 +223,10 @@ def _pg_params(table: str, rows: Sequence[tuple[Any, ...]]) -> list[Any]:
     return [_json(rows)]
 
 
+# Transaction locks on identifier values (sorted, so that two batches take
+# them in one order), in a class of their own
+_PG_LOCK_IDENTIFIERS = (
+    "SELECT count(pg_advisory_xact_lock(7283, hashtext(v))) FROM unnest(%b::text[]) AS v")
 # A batch's lookups in one statement: rows tagged i (an ingestion's stored
 # answer), r (a stored resource), p (a Patient indexed with an identifier value)
 _PG_LOOK_UP = (

@@ -225,3 +225,34 @@ def test_the_writer_survives_losing_its_database_connection(db_url: str) -> None
         assert store.read("Patient", "p2") is not None and store.read("Patient", "p1") is not None
     finally:
         store.close()
+
+
+def test_two_sources_of_one_person_at_the_same_moment_are_linked(db_url: str) -> None:
+    """Two Patients with one identifier, stored by concurrent writers (on
+    PostgreSQL batches commit side by side): the later one always sees the
+    earlier one, so each pair ends up linked."""
+    store = Store(db_url)
+    errors: list[BaseException] = []
+
+    def send(source: str, n: int) -> None:
+        patient = {"resourceType": "Patient", "id": f"{source}{n}", "meta": {"source": f"urn:{source}"},
+                   "identifier": [{"system": "urn:oid:1.2.250.1", "value": f"NIR{n}"}]}
+        try:
+            _ingest(store, f"{source}-{n}", [patient])
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    try:
+        for n in range(15):
+            pair = [threading.Thread(target=send, args=(s, n)) for s in ("a", "b")]
+            for t in pair:
+                t.start()
+            for t in pair:
+                t.join(60)
+        assert not errors
+        for n in range(15):
+            a, b = store.read("Patient", f"a{n}"), store.read("Patient", f"b{n}")
+            assert [link["other"]["reference"] for link in a.get("link", [])] == [f"Patient/b{n}"], n
+            assert [link["other"]["reference"] for link in b.get("link", [])] == [f"Patient/a{n}"], n
+    finally:
+        store.close()
