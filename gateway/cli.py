@@ -357,10 +357,12 @@ async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 20)
-    # Threads for blocking work (conversion, storage) up to the limit of
-    # messages in progress, so that every admitted message is being worked on
-    # (and joins the next group commit) rather than queued behind a few
-    # threads; beyond the limit the answer is "busy" at once.
+    # Threads for blocking work (conversion of large messages and documents,
+    # other routes' storage) up to the limit of messages in progress, so
+    # that every admitted message is being worked on rather than queued
+    # behind a few threads; beyond the limit the answer is "busy" at once.
+    # Small HL7 v2 messages are converted on the loop and wait for their
+    # group commit there (ingest.ingest_async).
     from concurrent.futures import ThreadPoolExecutor
 
     threads = app.state.limits.max_inflight_ingest + 8
