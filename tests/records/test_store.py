@@ -256,3 +256,31 @@ def test_two_sources_of_one_person_at_the_same_moment_are_linked(db_url: str) ->
             assert [link["other"]["reference"] for link in b.get("link", [])] == [f"Patient/a{n}"], n
     finally:
         store.close()
+
+
+def test_writers_on_an_event_loop_conflict_and_retry_like_threads(db_url: str) -> None:
+    """``ingest_async`` from many tasks of one loop at once, all updating one
+    resource: each is committed (after retries where another got there
+    first), none blocks the loop, and the versions count every change."""
+    import asyncio
+
+    store = Store(db_url)
+
+    async def one(i: int) -> str:
+        result = await store.ingest_async(
+            [_patient("shared", extension=[{"url": "urn:n", "valueInteger": i}])],
+            ingestion_id=f"a{i}", source_format="test", source={"sender": "t", "control_id": f"a{i}", "type": "T"},
+            outcome={"resourceType": "OperationOutcome", "issue": []})
+        return result.entries[0].status
+
+    async def all_of_them() -> list[str]:
+        return await asyncio.gather(*(one(i) for i in range(16)))
+
+    try:
+        statuses = asyncio.run(all_of_them())
+        assert statuses.count("created") == 1 and statuses.count("updated") == 15
+        assert store.read("Patient", "shared")["meta"]["versionId"] == "16"
+        assert len(store.history("Patient", "shared")) == 16
+        assert store.ingestion_count() == 16
+    finally:
+        store.close()
