@@ -10,9 +10,11 @@ Reads and the rest of the gateway keep using SQLAlchemy Core
 (``schema.py``).
 
 On PostgreSQL every statement is a round trip to another process, and the
-one writer thread waits for each (and then for the interpreter lock): a
-batch is read in one statement (:meth:`Sql.look_up`) and written in one
-round trip (:meth:`Sql.write`), whatever its size.
+writer thread waits for each (and then for the interpreter lock): a batch
+is read in one statement (:meth:`Sql.look_up`, after locking its identifier
+values) and written in one round trip (:meth:`Sql.write`), whatever its
+size. Lists go as JSON or as binary arrays: psycopg's text array adapter
+escapes element by element in Python.
 
 DBAPI errors are not wrapped by SQLAlchemy here: :data:`RETRYABLE` names
 them for the callers that retry.
