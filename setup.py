@@ -1,5 +1,6 @@
-"""Build step: the HL7 v2 reader and mapping engine compiled to C with mypyc
-(the same Python source, about 1.8 times faster). Without a C compiler, or
+"""Build step: the HL7 v2 reader, the mapping engine, the search-index rows
+and the record writer compiled to C with mypyc (the same Python source,
+about twice as fast). Without a C compiler, or
 with GATEWAY_PURE_PYTHON=1, the package installs as pure Python, which
 behaves the same. Everything else about the package is in pyproject.toml."""
 

@@ -268,7 +268,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     base = f"http://{args.host}:{args.port}"
     from ._compiled import compiled
 
-    print(f"gateway: home {settings.home}; HL7 v2 engine "
+    print(f"gateway: home {settings.home}; message path "
           f"{'compiled (mypyc)' if compiled() else 'pure Python'}")
     from .exchange.keys import ensure_keys  # exchange keys: a demo set when absent
 

@@ -64,13 +64,17 @@ class Found:
 @dataclass(slots=True)
 class Changes:
     """What :meth:`Sql.write` writes: ``updates`` are (version_id,
-    last_updated, content, type, id, stored version_id); ``reindex`` the keys
-    whose index rows are replaced; ``rows`` new rows by table, values in the
-    order of :data:`COLUMNS`."""
+    last_updated, content, type, id, stored version_id); ``rows`` new rows by
+    table, values in the order of :data:`COLUMNS` (the index rows of updated
+    resources replace their old ones)."""
 
     updates: list[tuple[int, str, str, str, str, int]] = field(default_factory=list)
-    reindex: list[tuple[str, str]] = field(default_factory=list)
     rows: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
+
+    @property
+    def reindex(self) -> list[tuple[str, str]]:
+        """The keys of the updated resources, whose index rows are replaced."""
+        return [(rtype, rid) for _, _, _, rtype, rid, _ in self.updates]
 
 
 class Conflict(Exception):

@@ -242,10 +242,9 @@ class Writer:
             else:
                 changes.updates.append((c.version, c.body["meta"]["lastUpdated"], c.text, rtype, rid,
                                         c.stored_version))
-                changes.reindex.append((rtype, rid))
             rows.extend((rtype, rid, *r) for r in (c.rows if c.rows is not None else index_rows(c.body)))
         changes.rows = {"resource": inserts, "resource_version": versions, "search_index": rows,
-                        "ingestion": list(self._ingestions)}
+                        "ingestion": self._ingestions}
         self.sql.write(self.cur, changes)
 
 
