@@ -115,15 +115,16 @@ class Sql:
             # are linked even when they arrive at the same moment.
             cur.execute(_PG_LOCK_IDENTIFIERS, (values,))
         cur.execute(_PG_LOOK_UP, (ids, *_key_arrays(keys), values), prepare=False)
-        found = Found({}, [], [])
-        for kind, a, b, version, text in cur.fetchall():
-            if kind == "i":
-                found.ingestions[a] = text
-            elif kind == "r":
-                found.resources.append((a, b, version, text))
-            else:
-                found.patients.append((a, b, text))
-        return found
+        return _found(cur.fetchall())
+
+    async def look_up_async(self, cur: Any, ingestion_ids: Sequence[str], keys: Sequence[tuple[str, str]],
+                            identifier_values: Iterable[str]) -> Found:
+        """:meth:`look_up` on a psycopg async cursor (PostgreSQL)."""
+        ids, values = sorted(set(ingestion_ids)), sorted(set(identifier_values))
+        if values:
+            await cur.execute(_PG_LOCK_IDENTIFIERS, (values,))
+        await cur.execute(_PG_LOOK_UP, (ids, *_key_arrays(keys), values), prepare=False)
+        return _found(await cur.fetchall())
 
     def write(self, cur: Any, changes: Changes) -> None:
         """Write ``changes``: one round trip on PostgreSQL; on SQLite one per
@@ -131,20 +132,16 @@ class Sql:
         :class:`Conflict` when a stored resource is no longer at the version
         read (another writer changed it)."""
         if self.postgres:
-            inserts = [p for t in COLUMNS for p in _pg_params(t, changes.rows.get(t, ()))]
+            inserts = _pg_inserts(changes)
             if not changes.updates:
                 cur.execute(_PG_INSERT, inserts, prepare=True)
                 return
             # two statements, one round trip (pipeline mode)
             counting = cur.connection.cursor()
             with cur.connection.pipeline():
-                counting.execute(_PG_UPDATE, [_json(changes.updates), _json(changes.reindex)],
-                                 prepare=False)
+                counting.execute(_PG_UPDATE, _pg_updates(changes), prepare=False)
                 cur.execute(_PG_INSERT, inserts, prepare=True)
-            row = counting.fetchone()
-            updated = row[0] if row else 0
-            if updated != len(changes.updates):
-                raise Conflict(f"{len(changes.updates) - updated} resource(s) changed by another writer")
+            _check_updated(changes, counting.fetchone())
             return
         for update in changes.updates:
             cur.execute(self.update_resource, update)
@@ -157,6 +154,18 @@ class Sql:
             cur.execute(_delete_index(self.p, shape), params)
         for table in ("search_index", "ingestion"):
             self._insert(cur, table, changes.rows.get(table, ()))
+
+    async def write_async(self, cur: Any, changes: Changes) -> None:
+        """:meth:`write` on a psycopg async cursor (PostgreSQL)."""
+        inserts = _pg_inserts(changes)
+        if not changes.updates:
+            await cur.execute(_PG_INSERT, inserts, prepare=True)
+            return
+        counting = cur.connection.cursor()
+        async with cur.connection.pipeline():
+            await counting.execute(_PG_UPDATE, _pg_updates(changes), prepare=False)
+            await cur.execute(_PG_INSERT, inserts, prepare=True)
+        _check_updated(changes, await counting.fetchone())
 
     def _insert(self, cur: Any, table: str, rows: Sequence[tuple[Any, ...]]) -> None:
         if rows:
@@ -260,6 +269,36 @@ _PG_UPDATE = (
 _PG_INSERT = (
     "WITH " + ", ".join(f"w{n} AS ({_pg_rows(table)})" for n, table in enumerate(list(COLUMNS)[:-1])) +
     " " + _pg_rows(list(COLUMNS)[-1]))
+
+
+def _found(rows: Iterable[tuple[str, str, str | None, int | None, str]]) -> Found:
+    """``_PG_LOOK_UP``'s tagged rows, sorted out."""
+    found = Found({}, [], [])
+    for kind, a, b, version, text in rows:
+        if kind == "i":
+            found.ingestions[a] = text
+        elif kind == "r":
+            found.resources.append((a, b or "", version or 0, text))
+        else:
+            found.patients.append((a, b, text))
+    return found
+
+
+def _pg_inserts(changes: Changes) -> list[Any]:
+    """The parameters of ``_PG_INSERT``."""
+    return [p for t in COLUMNS for p in _pg_params(t, changes.rows.get(t, ()))]
+
+
+def _pg_updates(changes: Changes) -> list[str]:
+    """The parameters of ``_PG_UPDATE``."""
+    return [_json(changes.updates), _json(changes.reindex)]
+
+
+def _check_updated(changes: Changes, row: tuple[int] | None) -> None:
+    """Raise :class:`Conflict` if ``_PG_UPDATE`` updated fewer resources than sent."""
+    updated = row[0] if row else 0
+    if updated != len(changes.updates):
+        raise Conflict(f"{len(changes.updates) - updated} resource(s) changed by another writer")
 
 
 def _json(rows: Sequence[tuple[Any, ...]]) -> str:

@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..fhir.jsonio import dumps, loads
 from .groupcommit import GroupCommitter
+from .loopcommit import LoopCommitter, NeedsConnection
 from .migrate import migrate
 from .schema import ingestions, resources, search_index, versions
 from .sql import Sql
@@ -80,6 +81,18 @@ def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | Non
         future.set_result(result)
 
 
+class _NoCursor:
+    """The cursor of a batch committed on the event loop: a read beyond the
+    batch's lookup would block the loop, so it sends the batch to the
+    writer threads instead."""
+
+    def execute(self, *_args: Any, **_kwargs: Any) -> None:
+        raise NeedsConnection("a read beyond the batch's lookup")
+
+
+_NO_CURSOR = _NoCursor()
+
+
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
@@ -129,8 +142,15 @@ class Store:
         # what a retry may cure: another writer got there first, a busy SQLite
         self._retryable: tuple[type[BaseException], ...] = (
             IntegrityError, OperationalError, *self._sql.retryable)
+        # PostgreSQL: an event loop's messages are committed by the loop
+        # itself (loopcommit.py), one committer per loop, one batch at a time
+        # (larger batches: fewer disk flushes; measured faster than two)
+        self._loop_committers: dict[asyncio.AbstractEventLoop, LoopCommitter[_IngestWork, IngestResult]] = {}
 
     def close(self) -> None:
+        for committer in self._loop_committers.values():
+            committer.close_now()
+        self._loop_committers.clear()
         self._group.close()
         self.engine.dispose()
         if self.write_engine is not self.engine:
@@ -153,22 +173,64 @@ class Store:
         """:meth:`ingest` for an event loop: the loop goes on serving while
         the message waits for its group commit (no thread blocks on it)."""
         work = _IngestWork(self, ingestion_id, source_format, source, outcome, prepare(resources_in))
-        loop = asyncio.get_running_loop()
+        committer = self._loop_committer()
         attempts = 0
         while True:
             attempts += 1
-            committed: asyncio.Future[IngestResult] = loop.create_future()
-
-            def notify(job: Any, future: asyncio.Future[IngestResult] = committed) -> None:
-                loop.call_soon_threadsafe(_settle, future, job.result, job.error)
-
-            self._group.submit(work, notify)
             try:
-                return await committed
+                if committer is not None:
+                    return await committer.run(work)
+                return await self._submit(work)
             except self._retryable:
                 if attempts >= _ATTEMPTS:
                     raise
                 await asyncio.sleep(_backoff(attempts))
+
+    def _submit(self, work: _IngestWork) -> asyncio.Future[IngestResult]:
+        """Hand ``work`` to the writer threads; a future of this loop for its result."""
+        loop = asyncio.get_running_loop()
+        committed: asyncio.Future[IngestResult] = loop.create_future()
+
+        def notify(job: Any) -> None:
+            loop.call_soon_threadsafe(_settle, committed, job.result, job.error)
+
+        self._group.submit(work, notify)
+        return committed
+
+    def _loop_committer(self) -> LoopCommitter[_IngestWork, IngestResult] | None:
+        """The running loop's committer (PostgreSQL), made on first use."""
+        if not self._sql.postgres:
+            return None
+        loop = asyncio.get_running_loop()
+        committer = self._loop_committers.get(loop)
+        if committer is None:
+            for gone in [lp for lp in self._loop_committers if lp.is_closed()]:
+                self._loop_committers.pop(gone).close_now()
+            committer = self._loop_committers[loop] = LoopCommitter(
+                self._connect_async, self._commit_on_loop, self._submit, writers=1)
+        return committer
+
+    async def _connect_async(self) -> Any:
+        """A psycopg async connection to the store's database."""
+        import psycopg
+
+        url = self.write_engine.url
+        params: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
+        params.update(url.query)
+        params.setdefault("connect_timeout", 10)
+        return await psycopg.AsyncConnection.connect(**params)
+
+    async def _commit_on_loop(self, conn: Any, works: list[_IngestWork]) -> list[IngestResult]:
+        """:meth:`_ingest_many` on an async connection, and commit. A batch
+        that needs more than its one lookup raises :class:`NeedsConnection`."""
+        writer = Writer(self._sql, _NO_CURSOR)
+        wanted, values = writer.wanted([p for w in works for p in w.prepared])
+        cur = conn.cursor()
+        found = await self._sql.look_up_async(cur, [w.ingestion_id for w in works], wanted, values)
+        results = self._apply(writer, works, writer.accept(wanted, values, found))
+        await self._sql.write_async(cur, writer.changes())
+        await conn.commit()
+        return results
 
     def _ingest_many(self, conn: Connection, works: list[_IngestWork]) -> list[IngestResult]:
         cur = self._sql.cursor(conn)
@@ -176,6 +238,13 @@ class Store:
         # what the batch's resources hold now, and who else carries the
         # identifiers of its Patients: one read
         prior = writer.look_up([w.ingestion_id for w in works], [p for w in works for p in w.prepared])
+        results = self._apply(writer, works, prior)
+        writer.flush()
+        return results
+
+    def _apply(self, writer: Writer, works: list[_IngestWork], prior: dict[str, str]) -> list[IngestResult]:
+        """Store ``works`` one after the other in ``writer`` (not flushed);
+        ``prior``: the stored answers of those already ingested."""
         done: dict[str, IngestResult] = {}
         results = []
         for w in works:
@@ -200,7 +269,6 @@ class Store:
                 dumps(result.to_json()).decode()))
             done[w.ingestion_id] = result
             results.append(result)
-        writer.flush()
         return results
 
     def _write(self, work: Any) -> Any:

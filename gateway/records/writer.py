@@ -25,7 +25,7 @@ from typing import Any
 
 from ..fhir.jsonio import dumps, loads
 from .indexing import Row, clip, index_rows
-from .sql import Changes, Sql
+from .sql import Changes, Found, Sql
 
 __all__ = ["Writer", "StoredEntry", "Prepared", "prepare"]
 
@@ -113,9 +113,18 @@ class Writer:
         ingestions among ``ingestion_ids`` (returned), the stored versions of
         the resources of ``batch``, and who carries the identifier values of
         its Patients."""
-        wanted = self._unknown([(p.resource["resourceType"], p.resource["id"]) for p in batch])
-        values = self._unknown_values([p.resource for p in batch if p.resource["resourceType"] == "Patient"])
-        found = self.sql.look_up(self.cur, ingestion_ids, wanted, values)
+        wanted, values = self.wanted(batch)
+        return self.accept(wanted, values, self.sql.look_up(self.cur, ingestion_ids, wanted, values))
+
+    def wanted(self, batch: list[Prepared]) -> tuple[list[Key], set[str]]:
+        """What :meth:`look_up` reads for ``batch``: the keys of its resources
+        and the identifier values of its Patients not known yet."""
+        return (self._unknown([(p.resource["resourceType"], p.resource["id"]) for p in batch]),
+                self._unknown_values([p.resource for p in batch if p.resource["resourceType"] == "Patient"]))
+
+    def accept(self, wanted: list[Key], values: set[str], found: Found) -> dict[str, str]:
+        """Take in what was read for ``wanted`` and ``values`` (however it was
+        read); return the stored answers of the ingestions."""
         self._remember(wanted, found.resources)
         self._remember_identifiers(values, found.patients)
         return found.ingestions
@@ -229,6 +238,10 @@ class Writer:
     # ------------------------------------------------------------------ flushing
     def flush(self) -> None:
         """Write everything this transaction changed."""
+        self.sql.write(self.cur, self.changes())
+
+    def changes(self) -> Changes:
+        """Everything this transaction changed, as rows to write."""
         changes = Changes()
         inserts: list[tuple[Any, ...]] = []
         versions: list[tuple[Any, ...]] = []
@@ -245,7 +258,7 @@ class Writer:
             rows.extend((rtype, rid, *r) for r in (c.rows if c.rows is not None else index_rows(c.body)))
         changes.rows = {"resource": inserts, "resource_version": versions, "search_index": rows,
                         "ingestion": self._ingestions}
-        self.sql.write(self.cur, changes)
+        return changes
 
 
 def _identifiers(patient: dict[str, Any]) -> set[tuple[str | None, str | None]]:
