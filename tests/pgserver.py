@@ -11,6 +11,7 @@ import socket
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def _bindir() -> Path | None:
@@ -84,3 +85,16 @@ class PostgresServer:
         except (subprocess.SubprocessError, OSError):
             pass
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+def drop_other_connections(engine: Any) -> int:
+    """Terminate every other session on ``engine``'s database (as a lost
+    network or a database restart would); how many there were."""
+    from sqlalchemy import text
+
+    with engine.connect() as conn:
+        killed = conn.execute(text(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+        conn.commit()
+    return int(killed or 0)

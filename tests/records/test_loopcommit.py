@@ -10,10 +10,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import text
 
 from gateway.records import Store
 from tests.conftest import _db_counter
+from tests.pgserver import drop_other_connections
 
 
 @pytest.fixture
@@ -96,12 +96,7 @@ def test_the_loop_survives_losing_its_database_connection(pg_store: Store) -> No
     batch after it commits on the loop again, on a fresh connection."""
     async def run() -> tuple[Any, Any, Any]:
         await _ingest(pg_store, "a", [_patient("p1")])
-        with pg_store.engine.connect() as conn:
-            killed = conn.execute(text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
-            conn.commit()
-        assert killed >= 1
+        assert drop_other_connections(pg_store.engine) >= 1
         second = await _ingest(pg_store, "b", [_patient("p2")])
         third = await _ingest(pg_store, "c", [_patient("p3")])
         return second, third, _committer(pg_store)

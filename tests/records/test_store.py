@@ -209,17 +209,12 @@ def test_the_writer_survives_losing_its_database_connection(db_url: str) -> None
     database drops it, the next message is stored on a fresh one."""
     if not db_url.startswith("postgresql"):
         return  # an SQLite connection is a file, not a session to lose
-    from sqlalchemy import text
+    from tests.pgserver import drop_other_connections
 
     store = Store(db_url)
     try:
         _ingest(store, "a", [_patient("p1")])
-        with store.engine.connect() as conn:
-            killed = conn.execute(text(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
-            conn.commit()
-        assert killed >= 1
+        assert drop_other_connections(store.engine) >= 1
         result = _ingest(store, "b", [_patient("p2")])
         assert [e.status for e in result.entries] == ["created"]
         assert store.read("Patient", "p2") is not None and store.read("Patient", "p1") is not None
