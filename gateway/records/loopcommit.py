@@ -61,6 +61,7 @@ class LoopCommitter(Generic[W, R]):
         self._idle: list[Any] = []  # connections between batches
         self._active = 0  # batches in flight
         self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False  # close_now was called: connections in use are closed when done
         self.batches = 0  # committed here
         self.fallbacks = 0  # work items handed to the fallback
 
@@ -103,7 +104,10 @@ class LoopCommitter(Generic[W, R]):
             self.fallbacks += len(batch)
             await asyncio.gather(*(self._settle_by_fallback(w, f) for w, f in batch))
             return
-        self._idle.append(conn)
+        if self._closed:
+            _finish(conn)
+        else:
+            self._idle.append(conn)
         self.batches += 1
         for (_, future), result in zip(batch, results):
             if not future.done():
@@ -125,7 +129,7 @@ class LoopCommitter(Generic[W, R]):
     async def _discard(self, conn: Any, *, keep: bool) -> None:
         """After a failed batch: roll back and keep ``conn`` if asked to and
         it is healthy, else close it."""
-        if keep:
+        if keep and not self._closed:
             with contextlib.suppress(Exception):
                 await conn.rollback()
                 self._idle.append(conn)
@@ -134,8 +138,15 @@ class LoopCommitter(Generic[W, R]):
             await conn.close()
 
     def close_now(self) -> None:
-        """Close the idle connections without awaiting (the loop may be gone)."""
+        """Close the idle connections without awaiting (the loop may be gone);
+        one that a batch is using is closed when the batch is done."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for conn in idle:
-            with contextlib.suppress(Exception):
-                conn.pgconn.finish()
+            _finish(conn)
+
+
+def _finish(conn: Any) -> None:
+    """Close a psycopg connection at once, without the event loop."""
+    with contextlib.suppress(Exception):
+        conn.pgconn.finish()

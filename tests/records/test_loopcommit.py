@@ -117,3 +117,29 @@ def test_each_event_loop_has_its_committer_and_closing_the_store_closes_them(pg_
     pg_store.close()
     assert connections and all(c.closed for c in connections)
     assert not pg_store._loop_committers
+
+
+def test_a_connection_in_use_when_the_store_closes_is_closed_after_its_batch(pg_store: Store) -> None:
+    from sqlalchemy import create_engine, text
+
+    async def run() -> tuple[Any, Any]:
+        task = asyncio.ensure_future(_ingest(pg_store, "a", [_patient("p1")]))
+        while not pg_store._loop_committers or not _committer(pg_store)._active:
+            await asyncio.sleep(0)
+        committer = _committer(pg_store)
+        pg_store.close()  # while the batch connects or commits
+        return await task, committer
+
+    result, committer = asyncio.run(run())  # the committer stays referenced: no collector closes it
+    assert result.entries[0].status == "created" and committer.batches == 1
+    assert not committer._idle
+    probe = create_engine(str(pg_store.write_engine.url.render_as_string(hide_password=False)))
+    try:
+        with probe.connect() as conn:
+            others = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar()
+            stored = conn.execute(text("SELECT count(*) FROM ingestion")).scalar()
+    finally:
+        probe.dispose()
+    assert others == 0 and stored == 1
