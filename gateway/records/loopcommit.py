@@ -18,8 +18,10 @@ violation; a lost connection) is rolled back and each of its messages is
 handed to ``fallback`` (the threaded committer, whose careful mode lets one
 bad message fail alone).
 
-Up to ``writers`` batches are in flight at once, each on a connection of its
-own, kept from one batch to the next and dropped after a failure. While they
+Up to ``writers`` batches are in flight at once (one by default: larger
+batches need fewer disk flushes, and measured faster than two), each on a
+connection of its own, kept from one batch to the next and dropped after a
+failure. While they
 commit, new work queues; the next batch takes all of it (up to
 ``max_batch``).
 """
@@ -53,7 +55,7 @@ class LoopCommitter(Generic[W, R]):
 
     def __init__(self, connect: Callable[[], Awaitable[Any]],
                  commit: Callable[[Any, list[W]], Awaitable[list[R]]],
-                 fallback: Callable[[W], Awaitable[R]], *, writers: int = 2,
+                 fallback: Callable[[W], Awaitable[R]], *, writers: int = 1,
                  max_batch: int = 64) -> None:
         self._connect, self._commit, self._fallback = connect, commit, fallback
         self.writers, self.max_batch = writers, max_batch

@@ -134,9 +134,11 @@ class Store:
         migrate(self.write_engine)
         database = self.write_engine.url.database if url.startswith("sqlite") else None
         lock = f"{database}.writelock" if database and database != ":memory:" else None
-        # PostgreSQL: two writer threads, so that one batch can be read and
-        # worked out while the other waits for the database (lower latency at
-        # the same throughput); SQLite has one writer at a time anyway
+        # Writer threads: every write from blocking callers, and on
+        # PostgreSQL the batches an event loop hands over (loopcommit.py).
+        # PostgreSQL gets two, so that one batch can be read and worked out
+        # while the other waits for the database; SQLite has one writer at a
+        # time anyway
         self._group = GroupCommitter(self.write_engine, lock, writers=1 if url.startswith("sqlite") else 2)
         self._sql = Sql(self.write_engine.dialect.name, self.write_engine.dialect.dbapi)
         # what a retry may cure: another writer got there first, a busy SQLite
@@ -207,7 +209,7 @@ class Store:
             for gone in [lp for lp in self._loop_committers if lp.is_closed()]:
                 self._loop_committers.pop(gone).close_now()
             committer = self._loop_committers[loop] = LoopCommitter(
-                self._connect_async, self._commit_on_loop, self._submit, writers=1)
+                self._connect_async, self._commit_on_loop, self._submit)
         return committer
 
     async def _connect_async(self) -> Any:
