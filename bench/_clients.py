@@ -13,7 +13,11 @@ from pathlib import Path
 from gateway.mllp import Frame, FrameDecoder, frame
 from tests.robustness.serving import Served, unique_message
 
-BUSY_PAUSE = 0.05  # seconds a client waits after a 503 / AE busy before sending again
+# Seconds a client waits after a refusal before sending again, as the gateway
+# asks: HTTP clients wait the 503's Retry-After; MLLP senders (an AE has no
+# such field) wait the gateway's default Retry-After, as integration engines
+# wait between resends.
+RETRY_AFTER = 1.0
 
 # record(outcome, milliseconds): outcome is "ok", "busy" (503 / AE busy), "throttled" (429) or "error"
 Record = Callable[[str, float], None]
@@ -47,8 +51,8 @@ async def mllp_sender(port: int, tag: str, deadline: float, record: Record) -> N
             ms = (time.perf_counter() - start) * 1000
             outcome = "ok" if b"MSA|AA|" in reply else "busy" if b"busy" in reply else "error"
             record(outcome, ms)
-            if outcome == "busy":  # a sender waits a little before resending
-                await asyncio.sleep(BUSY_PAUSE)
+            if outcome == "busy":  # a sender waits before resending
+                await asyncio.sleep(RETRY_AFTER)
     except OSError:
         record("error", 0.0)
     finally:
@@ -70,18 +74,18 @@ async def http_ingester(port: int, token: str, tag: str, deadline: float, record
             writer.write(head + b"Content-Length: %d\r\n\r\n" % len(body) + body)
             answer = await reader.readuntil(b"\r\n\r\n")
             status = int(answer.split(b" ", 2)[1])
-            length = next(int(line.split(b":", 1)[1]) for line in answer.split(b"\r\n")
-                          if line.lower().startswith(b"content-length:"))
+            headers = dict(line.lower().split(b":", 1) for line in answer.split(b"\r\n")[1:] if b":" in line)
+            length = int(headers[b"content-length"])
             await reader.readexactly(length)
             ms = (time.perf_counter() - start) * 1000
             if status < 300:
                 record("ok", ms)
             elif status == 503:
                 record("busy", ms)
-                await asyncio.sleep(BUSY_PAUSE)
+                await asyncio.sleep(float(headers.get(b"retry-after", RETRY_AFTER)))
             else:
                 record("throttled" if status == 429 else "error", ms)
-    except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration):
+    except (OSError, asyncio.IncompleteReadError, ValueError, KeyError):
         record("error", 0.0)
     finally:
         writer.close()

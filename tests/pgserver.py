@@ -70,6 +70,25 @@ class PostgresServer:
             conn.execute(f'CREATE DATABASE "{name}"')
         return f"postgresql+psycopg://gateway@127.0.0.1:{self.port}/{name}"
 
+    def recycle_wal(self, megabytes: int = 1_500) -> None:
+        """Bring the write-ahead log to the state of a server that has been
+        running for a while: its segment files already exist and are reused
+        (renamed) at each checkpoint. A new cluster has none, and each 16 MB
+        segment it needs is first created and filled with zeros, during which
+        the commits waiting for the log stall (tens of milliseconds, every
+        few hundred messages under load). The benchmarks measure the steady
+        state: ``megabytes`` of log are written, then a checkpoint keeps the
+        segments (``min_wal_size``) for reuse."""
+        import psycopg
+
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=gateway dbname=postgres",
+                             autocommit=True) as conn:
+            conn.execute("ALTER SYSTEM SET min_wal_size = '2GB'")
+            conn.execute("SELECT pg_reload_conf()")
+            for _ in range(megabytes):
+                conn.execute("SELECT pg_logical_emit_message(false, 'warm-up', repeat('x', 1048576))")
+            conn.execute("CHECKPOINT")
+
     def pids(self) -> list[int]:
         """The server's processes (Linux /proc): the postmaster and its children."""
         try:
