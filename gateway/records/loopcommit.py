@@ -21,9 +21,8 @@ bad message fail alone).
 Up to ``writers`` batches are in flight at once (one by default: larger
 batches need fewer disk flushes, and measured faster than two), each on a
 connection of its own, kept from one batch to the next and dropped after a
-failure. While they
-commit, new work queues; the next batch takes all of it (up to
-``max_batch``).
+failure. While they commit, new work queues; the next batch takes all of it
+(up to ``max_batch``).
 """
 
 from __future__ import annotations
