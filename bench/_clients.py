@@ -111,15 +111,20 @@ def cpu_seconds(servers: list[Served]) -> float:
 
 def process_cpu_seconds(pids: list[int]) -> float:
     """User + system CPU time of these processes so far (Linux /proc)."""
+    return sum(process_cpu_by_pid(pids).values())
+
+
+def process_cpu_by_pid(pids: list[int]) -> dict[int, float]:
+    """User + system CPU time of each of these processes still running (Linux /proc)."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    times = {}
     for pid in pids:
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+        times[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return times
 
 
 def rss_mb(servers: list[Served]) -> float:

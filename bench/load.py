@@ -210,7 +210,7 @@ def main() -> int:
             try:
                 pg = PostgresServer(durable=True)
                 pg.start()
-                pg.recycle_wal()  # the steady state of a server that has been up
+                pg.tune_for_ingest()  # as a tuned server that has been up
             except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
                 print(f"(PostgreSQL not available: {exc})")
                 pg = None

@@ -292,27 +292,35 @@ def cmd_serve(args: argparse.Namespace) -> int:
     outbox_worker = OutboxWorker(settings.home, store).start()
     # Every process serves HTTP and MLLP on the same ports (SO_REUSEPORT: the
     # kernel spreads connections), so conversion uses every core whichever
-    # transport the messages come by. Port 0 is resolved here, once.
+    # transport the messages come by. Port 0 is resolved here, once. MLLP
+    # connections last for hours: a balancer evens them out (gateway.balance).
     http_sock = _listen(args.host, args.port)
     mllp_sock = _listen(args.host, args.mllp_port) if args.mllp_port is not None else None
     mllp_port = mllp_sock.getsockname()[1] if mllp_sock is not None else None
+    balancers: list[Any] = [None] * args.workers
+    if args.workers > 1 and mllp_sock is not None:
+        from .balance import ConnectionBalancer
+
+        balancers = list(ConnectionBalancer.group(args.workers))
     workers = []
     if args.workers > 1:
         import multiprocessing
 
         ctx = multiprocessing.get_context("spawn")
-        for _ in range(args.workers - 1):
+        for i in range(1, args.workers):
             w = ctx.Process(target=_worker_process, args=(str(settings.home), settings.db_url,
                                                           args.host, http_sock.getsockname()[1],
-                                                          mllp_port), daemon=True)
+                                                          mllp_port, balancers[i]), daemon=True)
             w.start()
             workers.append(w)
+            if balancers[i] is not None:
+                balancers[i].close()  # the worker has its own copies now
         print(f"gateway: {args.workers} worker processes (HTTP and MLLP)")
     if mllp_sock is not None:
         print(f"gateway: MLLP {args.host}:{mllp_port}")
 
     try:
-        _run_loop(_serve(app, store, http_sock, mllp_sock))
+        _run_loop(_serve(app, store, http_sock, mllp_sock, balancers[0]))
     except KeyboardInterrupt:
         pass
     finally:
@@ -335,7 +343,8 @@ def _run_loop(main: Any) -> None:
         uvloop.run(main)
 
 
-async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any) -> None:
+async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any,
+                 balancer: Any = None) -> None:
     """HTTP (uvicorn) and, with a socket for it, MLLP in this process."""
     import asyncio
 
@@ -373,7 +382,7 @@ async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any) -> None:
     if mllp_sock is not None:
         mllp = MLLPServer(mllp_handler(store, app.state.ingest_slots), sock=mllp_sock,
                           on_bad_frame=bad_frame_reply, handler_workers=threads,
-                          idle_timeout=app.state.limits.mllp_idle_timeout)
+                          idle_timeout=app.state.limits.mllp_idle_timeout, balancer=balancer)
         await mllp.start()
     try:
         await server.serve(sockets=[http_sock])
@@ -399,7 +408,8 @@ def _listen(host: str, port: int) -> Any:
     return sock
 
 
-def _worker_process(home: str, db: str, host: str, port: int, mllp_port: int | None) -> None:
+def _worker_process(home: str, db: str, host: str, port: int, mllp_port: int | None,
+                    balancer: Any = None) -> None:
     """One more worker process: its own store connection, same ports. It ends
     when the serving process ends, however that one ends."""
     import os
@@ -418,7 +428,7 @@ def _worker_process(home: str, db: str, host: str, port: int, mllp_port: int | N
     app = create_app(Settings.resolve(home, db))
     mllp_sock = _listen(host, mllp_port) if mllp_port is not None else None
     try:
-        _run_loop(_serve(app, app.state.store, _listen(host, port), mllp_sock))
+        _run_loop(_serve(app, app.state.store, _listen(host, port), mllp_sock, balancer))
     except KeyboardInterrupt:
         pass
 

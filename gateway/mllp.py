@@ -59,6 +59,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from .balance import ConnectionBalancer
+
 __all__ = [
     "CARRIAGE_RETURN",
     "DEFAULT_MAX_MESSAGE_BYTES",
@@ -100,6 +102,7 @@ _MESSAGE_HEADERS = (b"MSH", b"FHS", b"BHS")
 DEFAULT_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 _READ_SIZE = 64 * 1024
 _CLOSE_WAIT_SECONDS = 1.0
+_STREAM_LIMIT = 64 * 1024  # what asyncio.start_server gives each connection
 
 # Stable prefixes of the one-line reasons given to the bad-frame callback.
 REASON_DATA_OUTSIDE_FRAME = "data outside frame"
@@ -448,6 +451,7 @@ class MLLPServer:
         max_connections: int = 256,
         handler_workers: int | None = None,
         sock: socket.socket | None = None,
+        balancer: ConnectionBalancer | None = None,
     ) -> None:
         if max_message_bytes < 1:
             raise ValueError("max_message_bytes must be positive")
@@ -457,9 +461,13 @@ class MLLPServer:
             raise ValueError("max_connections must be positive")
         if handler_workers is not None and handler_workers < 1:
             raise ValueError("handler_workers must be positive")
+        if balancer is not None and sock is None:
+            raise ValueError("a balancer needs the shared listening socket (sock)")
         self._handler = handler
         self._handler_is_async = inspect.iscoroutinefunction(handler)
         self._sock = sock  # an already bound listening socket (shared port), else host/port
+        self._balancer = balancer  # with worker processes: connections spread evenly
+        self._accepting: asyncio.Task[None] | None = None
         self._on_bad_frame = on_bad_frame
         self._host = host
         self._requested_port = port
@@ -485,7 +493,13 @@ class MLLPServer:
             max_workers=self._workers, thread_name_prefix="mllp-handler"
         )
         try:
-            if self._sock is not None:
+            if self._balancer is not None:
+                assert self._sock is not None
+                self._sock.setblocking(False)
+                loop = asyncio.get_running_loop()
+                self._balancer.receive(loop, self._adopt)
+                self._accepting = loop.create_task(self._accept_forever(self._sock, self._balancer))
+            elif self._sock is not None:
                 self._server = await asyncio.start_server(self._on_connect, sock=self._sock)
             else:
                 self._server = await asyncio.start_server(
@@ -500,6 +514,8 @@ class MLLPServer:
     @property
     def port(self) -> int:
         """The bound TCP port (the first socket's, if several were bound)."""
+        if self._accepting is not None and self._sock is not None:
+            return int(self._sock.getsockname()[1])
         if self._server is None or not self._server.sockets:
             raise RuntimeError("MLLPServer is not listening")
         return int(self._server.sockets[0].getsockname()[1])
@@ -539,17 +555,26 @@ class MLLPServer:
                 await self._stopped.wait()
             return
         self._closing = True
-        if self._server is None:
+        if self._server is None and self._accepting is None:
             return
         port = self.port
-        self._server.close()
+        if self._accepting is not None:
+            self._accepting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._accepting
+            assert self._balancer is not None and self._sock is not None
+            self._balancer.stop()
+            self._sock.close()
+        if self._server is not None:
+            self._server.close()
         await asyncio.sleep(0)  # let just-accepted connections register
         for conn in list(self._connections):
             if conn.reading:
                 conn.writer.close()  # the pending read sees EOF
         while pending := [t for t in self._tasks if not t.done()]:
             await asyncio.wait(pending)
-        await self._server.wait_closed()
+        if self._server is not None:
+            await self._server.wait_closed()
         if self._executor is not None:
             self._executor.shutdown(wait=False)  # nothing in flight any more
         logger.info("MLLP listener on %s:%d stopped", self._host, port)
@@ -557,6 +582,58 @@ class MLLPServer:
         self._stopped.set()
 
     # -- connections ----------------------------------------------------
+
+    async def _accept_forever(self, sock: socket.socket, balancer: ConnectionBalancer) -> None:
+        """Accept on the shared port; each connection is served here or, before
+        a byte of it is read, passed to a worker process that serves fewer."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                conn, _ = await loop.sock_accept(sock)
+            except (BlockingIOError, InterruptedError, ConnectionAbortedError):
+                continue
+            except OSError as exc:  # out of descriptors, say: wait, do not spin
+                logger.warning("MLLP accept failed: %s", exc)
+                await asyncio.sleep(0.1)
+                continue
+            if self._closing:
+                balancer.opened()  # counted, and refused by _on_connect
+                self._adopt(conn)
+            elif not balancer.place(conn):
+                self._adopt(conn)
+
+    def _adopt(self, conn: socket.socket) -> None:
+        """Serve a connection accepted here or passed by another process, as
+        the stream server would. The balancer counts it until it ends."""
+        assert self._balancer is not None
+        try:
+            conn.setblocking(False)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:  # already reset by the peer
+            self._balancer.closed()
+            conn.close()
+            return
+        reader = asyncio.StreamReader(limit=_STREAM_LIMIT)
+        protocol = asyncio.StreamReaderProtocol(reader, self._on_balanced_connect)
+        task = asyncio.get_running_loop().create_task(self._attach(conn, protocol))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _attach(self, conn: socket.socket, protocol: asyncio.StreamReaderProtocol) -> None:
+        try:
+            await asyncio.get_running_loop().connect_accepted_socket(lambda: protocol, conn)
+        except OSError:
+            assert self._balancer is not None
+            self._balancer.closed()
+            conn.close()
+
+    async def _on_balanced_connect(self, reader: asyncio.StreamReader,
+                                   writer: asyncio.StreamWriter) -> None:
+        try:
+            await self._on_connect(reader, writer)
+        finally:
+            assert self._balancer is not None
+            self._balancer.closed()
 
     async def _on_connect(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
