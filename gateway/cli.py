@@ -258,9 +258,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .records import Store
     from .settings import Settings
 
+    from .api.limits import Limits
+
     settings = Settings.resolve(args.home, args.db)
     settings.ensure_home()
-    store = Store(settings.db_url)
+    store = Store(settings.db_url, db_timeout=Limits.from_env().db_timeout)
     if args.demo:
         n = load_demo(store)
         print(f"gateway: demo data loaded ({n} messages)")

@@ -27,7 +27,8 @@ def create_app(settings: Settings, store: Store | None = None,
     )
     settings.ensure_home()
     app.state.settings = settings
-    app.state.store = store or Store(settings.db_url)
+    limits = limits or Limits.from_env()
+    app.state.store = store or Store(settings.db_url, db_timeout=limits.db_timeout)
     app.state.auth = load_auth(settings.home)
     from ..exchange.replay import bind  # replay memory in this store, shared by replicas
 

@@ -56,10 +56,43 @@ def install(app: FastAPI) -> None:
             exc.status_code, "processing")
         return outcome_response(exc.status_code, [Issue("error", code, str(exc.detail))])  # type: ignore[arg-type]
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> Response:
+    def _internal(request: Request, exc: Exception) -> Response:
         import logging
 
         logging.getLogger("gateway.api").exception("unexpected error on %s", request.url.path)
         return outcome_response(500, [Issue("fatal", "exception",
                                             f"internal error ({type(exc).__name__}); nothing was stored")])
+
+    async def _database(request: Request, exc: Exception) -> Response:
+        """A database error: 503 and "try again" when the database is
+        unreachable or past its deadline (the transaction was rolled back),
+        else an internal error like any other."""
+        import logging
+
+        from ..records.store import database_unavailable
+
+        if not database_unavailable(exc):
+            return _internal(request, exc)
+        logging.getLogger("gateway.api").warning("database unavailable on %s: %s",
+                                                 request.url.path, exc)
+        limits = getattr(request.app.state, "limits", None)
+        deadline = getattr(request.app.state.store, "db_timeout", 0)
+        within = f" within {deadline:g} s" if deadline else ""
+        return outcome_response(503, [Issue(
+            "error", "transient",  # type: ignore[arg-type]
+            f"the database did not answer{within} or cannot be reached; nothing was "
+            "changed: try again (a message sent again is stored once)")],
+            {"Retry-After": str(getattr(limits, "retry_after_seconds", 1))})
+
+    import sqlite3
+
+    import psycopg
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    for kind in (DBAPIError, PoolTimeout, psycopg.Error, sqlite3.Error):
+        app.add_exception_handler(kind, _database)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        return _internal(request, exc)

@@ -122,6 +122,7 @@ class Limits:
     http_keep_alive: int = 5
     http_max_connections: int = 1_024
     mllp_idle_timeout: float = 60.0
+    db_timeout: float = 30.0  # longest wait for one database statement (a lock, a stalled server); 0: none
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Limits:
@@ -163,9 +164,10 @@ ENVIRONMENT: dict[str, str] = {
     "http_keep_alive": "GATEWAY_HTTP_KEEPALIVE",
     "http_max_connections": "GATEWAY_HTTP_MAX_CONNECTIONS",
     "mllp_idle_timeout": "GATEWAY_MLLP_IDLE_TIMEOUT",
+    "db_timeout": "GATEWAY_DB_TIMEOUT",
 }
 _MAY_BE_OFF = frozenset({"rate_per_second", "care_rate_per_second", "patient_rate_per_second",
-                         "distinct_patients"})
+                         "distinct_patients", "db_timeout"})
 
 
 # --------------------------------------------------------------------------- errors

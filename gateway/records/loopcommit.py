@@ -50,13 +50,17 @@ class LoopCommitter(Generic[W, R]):
 
     ``connect()`` opens a connection; ``commit(conn, works)`` writes and
     commits a batch, returning one result per work item; ``fallback(work)``
-    stores one item another way (after the batch was rolled back)."""
+    stores one item another way (after the batch was rolled back). An error
+    for which ``final(exc)`` is true (the database's deadline passed) is
+    every item's answer instead: each would only wait as long again."""
 
     def __init__(self, connect: Callable[[], Awaitable[Any]],
                  commit: Callable[[Any, list[W]], Awaitable[list[R]]],
                  fallback: Callable[[W], Awaitable[R]], *, writers: int = 1,
-                 max_batch: int = 64) -> None:
+                 max_batch: int = 64,
+                 final: Callable[[BaseException], bool] = lambda exc: False) -> None:
         self._connect, self._commit, self._fallback = connect, commit, fallback
+        self._final = final
         self.writers, self.max_batch = writers, max_batch
         self._pending: list[tuple[W, asyncio.Future[R]]] = []
         self._idle: list[Any] = []  # connections between batches
@@ -100,6 +104,12 @@ class LoopCommitter(Generic[W, R]):
                 for _, future in batch:
                     future.cancel()
                 raise
+            if self._final(exc):
+                logger.warning("batch of %d not stored: %s", len(batch), exc)
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                return
             if not isinstance(exc, NeedsConnection):
                 logger.info("batch of %d handed to the fallback: %s", len(batch), type(exc).__name__)
             self.fallbacks += len(batch)

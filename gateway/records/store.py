@@ -62,6 +62,7 @@ class IngestResult:
 
 
 _ATTEMPTS = 10  # tries of a write before its error is the caller's
+DEFAULT_DB_TIMEOUT = 30.0  # seconds a statement may run or wait (GATEWAY_DB_TIMEOUT)
 
 
 def _backoff(attempts: int) -> float:
@@ -119,16 +120,22 @@ class _IngestWork:
 class Store:
     """Resources, their versions and the ingestion log, behind one engine."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, db_timeout: float = DEFAULT_DB_TIMEOUT) -> None:
+        """``db_timeout``: the longest wait, in seconds, for one statement
+        (a lock another session holds, a server that stalls); then the
+        statement fails, its transaction is rolled back, and the caller is
+        told the database is unavailable (HTTP 503, MLLP AE) rather than
+        kept waiting. 0: no limit. Migrations have none."""
         self.url = url
+        self.db_timeout = db_timeout
         # Two engines on one database: reads (deferred transactions, never
         # blocking a writer in WAL mode) and writes (on SQLite, BEGIN
         # IMMEDIATE, so writers queue instead of failing on a lock upgrade).
-        self.engine: Engine = create_engine(url, future=True, **_engine_args(url))
+        self.engine: Engine = create_engine(url, future=True, **_engine_args(url, db_timeout))
         if url.startswith("sqlite"):
-            _sqlite_setup(self.engine, immediate=False)
-            self.write_engine: Engine = create_engine(url, future=True, **_engine_args(url))
-            _sqlite_setup(self.write_engine, immediate=True)
+            _sqlite_setup(self.engine, immediate=False, db_timeout=db_timeout)
+            self.write_engine: Engine = create_engine(url, future=True, **_engine_args(url, db_timeout))
+            _sqlite_setup(self.write_engine, immediate=True, db_timeout=db_timeout)
         else:
             self.write_engine = self.engine
         migrate(self.write_engine)
@@ -183,8 +190,8 @@ class Store:
                 if committer is not None:
                     return await committer.run(work)
                 return await self._submit(work)
-            except self._retryable:
-                if attempts >= _ATTEMPTS:
+            except self._retryable as exc:
+                if attempts >= _ATTEMPTS or deadline_passed(exc):
                     raise
                 await asyncio.sleep(_backoff(attempts))
 
@@ -209,7 +216,7 @@ class Store:
             for gone in [lp for lp in self._loop_committers if lp.is_closed()]:
                 self._loop_committers.pop(gone).close_now()
             committer = self._loop_committers[loop] = LoopCommitter(
-                self._connect_async, self._commit_on_loop, self._submit)
+                self._connect_async, self._commit_on_loop, self._submit, final=deadline_passed)
         return committer
 
     async def _connect_async(self) -> Any:
@@ -220,6 +227,8 @@ class Store:
         params: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
         params.update(url.query)
         params.setdefault("connect_timeout", 10)
+        if self.db_timeout > 0:
+            params.setdefault("options", _statement_timeout(self.db_timeout))
         return await psycopg.AsyncConnection.connect(**params)
 
     async def _commit_on_loop(self, conn: Any, works: list[_IngestWork]) -> list[IngestResult]:
@@ -283,8 +292,8 @@ class Store:
             attempts += 1
             try:
                 return self._group.run(work)
-            except self._retryable:
-                if attempts >= _ATTEMPTS:
+            except self._retryable as exc:
+                if attempts >= _ATTEMPTS or deadline_passed(exc):
                     raise
                 time.sleep(_backoff(attempts))
 
@@ -470,13 +479,67 @@ def keys_condition(table: Any, keys: list[tuple[str, str]]) -> Any:
     return or_(*[and_(table.c.resource_type == t, table.c.id.in_(ids)) for t, ids in by_type.items()])
 
 
-def _engine_args(url: str) -> dict[str, Any]:
+def _engine_args(url: str, db_timeout: float) -> dict[str, Any]:
     if url.startswith("sqlite"):
-        return {"connect_args": {"timeout": 30, "check_same_thread": False}}
-    return {"pool_pre_ping": True}
+        return {"connect_args": {"timeout": _sqlite_wait(db_timeout), "check_same_thread": False}}
+    args: dict[str, Any] = {"pool_pre_ping": True}
+    if db_timeout > 0:
+        # a connection of the pool is awaited no longer than a statement
+        args["pool_timeout"] = db_timeout
+        if "options=" not in url:
+            args["connect_args"] = {"options": _statement_timeout(db_timeout)}
+    return args
 
 
-def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:
+def _statement_timeout(seconds: float) -> str:
+    """libpq ``options``: the server cancels a statement that runs (or waits
+    for a lock) longer than this, and rolls its transaction back."""
+    return f"-c statement_timeout={max(1, round(seconds * 1000))}"
+
+
+def _sqlite_wait(db_timeout: float) -> float:
+    """How long a SQLite connection waits for another's write lock."""
+    return db_timeout if db_timeout > 0 else 3_600.0
+
+
+def deadline_passed(exc: BaseException) -> bool:
+    """Did the database cancel a statement at the deadline (PostgreSQL's
+    ``statement_timeout``)? Trying again would only wait as long again."""
+    orig = getattr(exc, "orig", None) or exc
+    return getattr(orig, "sqlstate", None) == "57014"
+
+
+# SQLSTATE classes of a database that cannot answer now: connection
+# exceptions, insufficient resources, operator intervention (a statement
+# cancelled at the deadline, a shutdown), lock not available, and a
+# transaction rolled back as a deadlock or serialization victim
+_UNAVAILABLE_CLASSES = ("08", "53", "57")
+_UNAVAILABLE_STATES = frozenset({"55P03", "40001", "40P01"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """Is ``exc`` the database being unreachable, overloaded or past its
+    deadline, something a later try may not meet, rather than a bug? Its
+    transaction was rolled back: nothing of it is stored."""
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout):
+        return True  # no connection of the pool came free in time
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_STATES
+    if type(orig).__module__.startswith("psycopg") and type(orig).__name__ == "OperationalError":
+        return True  # no server answered (no SQLSTATE: the connection failed)
+    message = str(orig)
+    return type(orig).__name__ == "OperationalError" and (
+        "database is locked" in message or "database is busy" in message)
+
+
+def _sqlite_setup(engine: Engine, *, immediate: bool, db_timeout: float) -> None:
     """WAL for concurrent readers, FULL sync so that an ACK means the message
     is on disk, and BEGIN IMMEDIATE so that writers queue instead of failing
     on a lock upgrade."""
@@ -487,7 +550,7 @@ def _sqlite_setup(engine: Engine, *, immediate: bool) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA synchronous=FULL")
-        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute(f"PRAGMA busy_timeout={round(_sqlite_wait(db_timeout) * 1000)}")
         if immediate:  # the writer: index pages stay cached between batches
             cur.execute("PRAGMA cache_size=-32768")
         # Checkpoint the log into the database every 32 MB instead of 4 MB:
