@@ -90,7 +90,9 @@ def install(app: FastAPI) -> None:
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    for kind in (DBAPIError, PoolTimeout, psycopg.Error, sqlite3.Error):
+    from ..records.loopcommit import DeadlinePassed
+
+    for kind in (DBAPIError, PoolTimeout, DeadlinePassed, psycopg.Error, sqlite3.Error):
         app.add_exception_handler(kind, _database)
 
     @app.exception_handler(Exception)

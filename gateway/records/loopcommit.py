@@ -33,7 +33,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Generic, TypeVar
 
-__all__ = ["LoopCommitter", "NeedsConnection"]
+__all__ = ["DeadlinePassed", "LoopCommitter", "NeedsConnection"]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,14 @@ class NeedsConnection(Exception):
     """Raised by a batch that needs a blocking read: it goes to the fallback."""
 
 
+class DeadlinePassed(Exception):
+    """The database did not answer a batch within the committer's deadline:
+    a server that has stopped answering (its storage hangs, say), which its
+    own statement timeout cannot cut short. The batch's connection is
+    dropped; whether its commit lands is unknown, and a message sent again
+    is found stored or stored then."""
+
+
 class LoopCommitter(Generic[W, R]):
     """Group commit of ``W`` work items on one event loop.
 
@@ -52,15 +60,18 @@ class LoopCommitter(Generic[W, R]):
     commits a batch, returning one result per work item; ``fallback(work)``
     stores one item another way (after the batch was rolled back). An error
     for which ``final(exc)`` is true (the database's deadline passed) is
-    every item's answer instead: each would only wait as long again."""
+    every item's answer instead: each would only wait as long again. So is
+    :class:`DeadlinePassed`, when a batch takes longer than ``deadline``
+    seconds (None: no limit) to connect and commit."""
 
     def __init__(self, connect: Callable[[], Awaitable[Any]],
                  commit: Callable[[Any, list[W]], Awaitable[list[R]]],
                  fallback: Callable[[W], Awaitable[R]], *, writers: int = 1,
                  max_batch: int = 64,
-                 final: Callable[[BaseException], bool] = lambda exc: False) -> None:
+                 final: Callable[[BaseException], bool] = lambda exc: False,
+                 deadline: float | None = None) -> None:
         self._connect, self._commit, self._fallback = connect, commit, fallback
-        self._final = final
+        self._final, self._deadline = final, deadline
         self.writers, self.max_batch = writers, max_batch
         self._pending: list[tuple[W, asyncio.Future[R]]] = []
         self._idle: list[Any] = []  # connections between batches
@@ -95,20 +106,26 @@ class LoopCommitter(Generic[W, R]):
         works = [w for w, _ in batch]
         conn = None
         try:
-            conn = self._idle.pop() if self._idle else await self._connect()
-            results = await self._commit(conn, works)
+            async with asyncio.timeout(self._deadline):
+                conn = self._idle.pop() if self._idle else await self._connect()
+                results = await self._commit(conn, works)
         except BaseException as exc:  # rolled back; every item goes the other way
-            if conn is not None:
+            late = isinstance(exc, TimeoutError) and self._deadline is not None
+            if late:
+                _finish(conn)  # do not wait on it any more
+            elif conn is not None:
                 await self._discard(conn, keep=isinstance(exc, NeedsConnection))
             if isinstance(exc, asyncio.CancelledError):
                 for _, future in batch:
                     future.cancel()
                 raise
-            if self._final(exc):
-                logger.warning("batch of %d not stored: %s", len(batch), exc)
+            if late or self._final(exc):
+                error = (DeadlinePassed(f"the database did not answer within {self._deadline:g} s")
+                         if late else exc)
+                logger.warning("batch of %d not stored: %s", len(batch), error)
                 for _, future in batch:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_exception(error)
                 return
             if not isinstance(exc, NeedsConnection):
                 logger.info("batch of %d handed to the fallback: %s", len(batch), type(exc).__name__)
@@ -159,5 +176,7 @@ class LoopCommitter(Generic[W, R]):
 
 def _finish(conn: Any) -> None:
     """Close a psycopg connection at once, without the event loop."""
+    if conn is None:
+        return
     with contextlib.suppress(Exception):
         conn.pgconn.finish()

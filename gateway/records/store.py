@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..fhir.jsonio import dumps, loads
 from .groupcommit import GroupCommitter
-from .loopcommit import LoopCommitter, NeedsConnection
+from .loopcommit import DeadlinePassed, LoopCommitter, NeedsConnection
 from .migrate import migrate
 from .schema import ingestions, resources, search_index, versions
 from .sql import Sql
@@ -215,8 +215,11 @@ class Store:
         if committer is None:
             for gone in [lp for lp in self._loop_committers if lp.is_closed()]:
                 self._loop_committers.pop(gone).close_now()
+            # the server cancels a statement at the deadline; a batch the
+            # server does not answer at all is given up a little later
             committer = self._loop_committers[loop] = LoopCommitter(
-                self._connect_async, self._commit_on_loop, self._submit, final=deadline_passed)
+                self._connect_async, self._commit_on_loop, self._submit, final=deadline_passed,
+                deadline=2 * self.db_timeout + 1 if self.db_timeout > 0 else None)
         return committer
 
     async def _connect_async(self) -> Any:
@@ -524,8 +527,8 @@ def database_unavailable(exc: BaseException) -> bool:
     from sqlalchemy.exc import DBAPIError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-    if isinstance(exc, PoolTimeout):
-        return True  # no connection of the pool came free in time
+    if isinstance(exc, (PoolTimeout, DeadlinePassed)):
+        return True  # no connection of the pool came free in time; no answer in time
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     orig = getattr(exc, "orig", None) or exc

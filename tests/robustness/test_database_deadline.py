@@ -124,3 +124,48 @@ def test_what_counts_as_the_database_being_unavailable(postgres: Any) -> None:
     with pytest.raises(psycopg.OperationalError) as refused:
         psycopg.connect("host=127.0.0.1 port=1 user=x dbname=x connect_timeout=2")
     assert database_unavailable(refused.value)
+
+
+def test_a_server_that_stops_answering_is_given_up_and_the_message_resent_stored_once() -> None:
+    """Its statement timeout cannot fire (the whole server is stopped, as when
+    its storage hangs): the loop committer's own deadline answers instead."""
+    import os
+    import signal
+
+    from gateway.records import Store
+    from tests.pgserver import PostgresServer
+
+    server = PostgresServer()
+    try:
+        server.start()
+    except (RuntimeError, OSError) as exc:
+        pytest.skip(f"PostgreSQL not available: {exc}")
+    stopped: list[int] = []
+    try:
+        url = server.new_database("stalled")
+        store = Store(url, db_timeout=0.5)
+        handle = mllp_handler(store, threading.BoundedSemaphore(8))
+
+        async def scenario() -> list[bytes]:
+            acks = [await handle(unique_message("stall", 0))]  # the loop's connection is open
+            stopped.extend(server.pids())
+            for pid in stopped:
+                os.kill(pid, signal.SIGSTOP)
+            acks.append(await handle(unique_message("stall", 1)))
+            for pid in stopped:
+                os.kill(pid, signal.SIGCONT)
+            stopped.clear()
+            acks.append(await handle(unique_message("stall", 1)))  # sent again
+            return acks
+
+        first, refused, again = asyncio.run(scenario())
+        assert b"MSA|AA|" in first
+        assert b"MSA|AE|" in refused and b"resend" in refused, refused
+        assert b"MSA|AA|" in again
+        store.close()
+        dsn = url.replace("postgresql+psycopg://", "postgresql://")
+        assert _count(dsn, "SELECT count(*) FROM ingestion") == 2
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+        server.stop()
