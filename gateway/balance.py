@@ -97,7 +97,7 @@ class ConnectionBalancer:
         return [self.load(j) for j in range(self._n)]
 
     def opened(self) -> None:
-        """This process serves one more connection, taken without balancing."""
+        """This process serves one more connection."""
         self._counters[self._served(self.index)] += 1
 
     def closed(self) -> None:
@@ -133,7 +133,7 @@ class ConnectionBalancer:
                 self._counters[self._passed(self.index, j)] += 1
                 conn.close()
                 return True
-        self._counters[self._served(self.index)] += 1
+        self.opened()
         return False
 
     def receive(self, loop: asyncio.AbstractEventLoop, adopt: Adopt) -> None:
@@ -143,7 +143,6 @@ class ConnectionBalancer:
         loop.add_reader(self._inbox.fileno(), self._drain, adopt)
 
     def _drain(self, adopt: Adopt) -> None:
-        counters, me = self._counters, self.index
         for _ in range(_BATCH):
             try:
                 data, fds, _, _ = socket.recv_fds(self._inbox, 16, 4)
@@ -155,8 +154,8 @@ class ConnectionBalancer:
             sender = int.from_bytes(data[:2], "big") if len(data) >= 2 else None
             for fd in fds:
                 if sender is not None and sender < self._n:
-                    counters[self._taken(me, sender)] += 1
-                counters[self._served(me)] += 1
+                    self._counters[self._taken(self.index, sender)] += 1
+                self.opened()
                 try:
                     conn = socket.socket(fileno=fd)
                 except OSError:

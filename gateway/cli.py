@@ -262,11 +262,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings.resolve(args.home, args.db)
     settings.ensure_home()
-    store = Store(settings.db_url, db_timeout=Limits.from_env().db_timeout)
+    limits = Limits.from_env()
+    store = Store(settings.db_url, db_timeout=limits.db_timeout)
     if args.demo:
         n = load_demo(store)
         print(f"gateway: demo data loaded ({n} messages)")
-    app = create_app(settings, store)
+    app = create_app(settings, store, limits)
     base = f"http://{args.host}:{args.port}"
     from ._compiled import compiled
 

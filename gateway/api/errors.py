@@ -70,6 +70,7 @@ def install(app: FastAPI) -> None:
         import logging
 
         from ..records.store import database_unavailable
+        from .limits import ServiceBusy, _code
 
         if not database_unavailable(exc):
             return _internal(request, exc)
@@ -78,11 +79,12 @@ def install(app: FastAPI) -> None:
         limits = getattr(request.app.state, "limits", None)
         deadline = getattr(request.app.state.store, "db_timeout", 0)
         within = f" within {deadline:g} s" if deadline else ""
-        return outcome_response(503, [Issue(
-            "error", "transient",  # type: ignore[arg-type]
+        busy = ServiceBusy("database unavailable", [Issue(
+            "error", _code("transient"),
             f"the database did not answer{within} or cannot be reached; nothing was "
             "changed: try again (a message sent again is stored once)")],
-            {"Retry-After": str(getattr(limits, "retry_after_seconds", 1))})
+            limits.retry_after_seconds if limits else 1)
+        return await _gateway_error(request, busy)
 
     import sqlite3
 

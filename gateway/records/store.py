@@ -505,11 +505,15 @@ def _sqlite_wait(db_timeout: float) -> float:
     return db_timeout if db_timeout > 0 else 3_600.0
 
 
+def _driver_error(exc: BaseException) -> BaseException:
+    """The driver's own error under SQLAlchemy's wrapper (or ``exc`` itself)."""
+    return getattr(exc, "orig", None) or exc
+
+
 def deadline_passed(exc: BaseException) -> bool:
     """Did the database cancel a statement at the deadline (PostgreSQL's
     ``statement_timeout``)? Trying again would only wait as long again."""
-    orig = getattr(exc, "orig", None) or exc
-    return getattr(orig, "sqlstate", None) == "57014"
+    return getattr(_driver_error(exc), "sqlstate", None) == "57014"
 
 
 # SQLSTATE classes of a database that cannot answer now: connection
@@ -531,7 +535,7 @@ def database_unavailable(exc: BaseException) -> bool:
         return True  # no connection of the pool came free in time; no answer in time
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    orig = getattr(exc, "orig", None) or exc
+    orig = _driver_error(exc)
     state = getattr(orig, "sqlstate", None)
     if isinstance(state, str):
         return state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_STATES
