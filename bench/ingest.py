@@ -20,7 +20,12 @@ messages in this process (one core, no storage, no network); the ratio
 whole path delivers.
 
     .venv/bin/python bench/ingest.py [--seconds 8] [--workers 2] [--levels 1,4,8,16,32,64]
-        [--transports mllp,http] [--dbs sqlite,postgres] [--json OUT]
+        [--transports mllp,http] [--dbs sqlite,postgres] [--window S] [--json OUT]
+
+With ``--window S`` each level also prints a row per S seconds (its
+throughput, p50, p99, slowest message and CPU per message): run one level
+for minutes (``--levels 32 --seconds 120 --window 10``) to see whether the
+throughput holds as the tables grow.
 
 No assertions; clients and servers share the machine's cores.
 """
@@ -59,15 +64,18 @@ class Level:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     db_cpu_seconds: float = 0.0  # the PostgreSQL server's, while the level ran
+    windows: list[dict[str, float]] = field(default_factory=list)  # with --window: one per window
 
 
 def run_level(server: Served, transport: str, token: str, clients: int, seconds: float, run: int,
-              db_pids: Callable[[], list[int]] = list) -> Level:
+              db_pids: Callable[[], list[int]] = list, window: float = 0.0) -> Level:
     level = Level(clients)
+    in_window: list[float] = []  # latencies of the window under way
 
     def record(outcome: str, ms: float) -> None:
         if outcome == "ok":
             level.latencies.append(ms)
+            in_window.append(ms)
         elif outcome == "busy":
             level.busy += 1
         elif outcome == "throttled":
@@ -82,7 +90,25 @@ def run_level(server: Served, transport: str, token: str, clients: int, seconds:
         else:
             tasks = [http_ingester(server.port, token, f"K{run}H{c}X", deadline, record)
                      for c in range(clients)]
+        if window:
+            tasks.append(watch(deadline))
         await asyncio.gather(*tasks)
+
+    async def watch(deadline: float) -> None:
+        """Every ``window`` seconds: that window's throughput, p99 and CPU per message."""
+        start, cpu, db = time.monotonic(), cpu_seconds([server]), process_cpu_by_pid(db_pids())
+        while (now := time.monotonic()) < deadline - window / 2:
+            await asyncio.sleep(min(window, deadline - now))
+            now, cpu1, db1 = time.monotonic(), cpu_seconds([server]), process_cpu_by_pid(db_pids())
+            done, lat = len(in_window), sorted(in_window)
+            in_window.clear()
+            db_cpu = sum(t - db.get(pid, 0.0) for pid, t in db1.items())
+            level.windows.append({"at_s": now - t0, "per_second": done / (now - start),
+                                  "p50_ms": _pct(lat, 50), "p99_ms": _pct(lat, 99),
+                                  "max_ms": lat[-1] if lat else 0.0,
+                                  "cpu_ms_per_message": (cpu1 - cpu) / done * 1000 if done else 0.0,
+                                  "db_cpu_ms_per_message": db_cpu / done * 1000 if done else 0.0})
+            start, cpu, db = now, cpu1, db1
 
     cpu0, db0, t0 = cpu_seconds([server]), process_cpu_by_pid(db_pids()), time.monotonic()
     asyncio.run(drive())
@@ -117,6 +143,9 @@ def main() -> int:
     ap.add_argument("--dbs", default="sqlite,postgres")
     ap.add_argument("--inflight", type=int, help="GATEWAY_MAX_INFLIGHT for the server (messages in "
                     "progress per process; beyond it: 503 / AE busy)")
+    ap.add_argument("--window", type=float, default=0.0,
+                    help="also print each level's throughput, p99 and CPU per message every WINDOW "
+                         "seconds (with a long --seconds: does it hold as the tables grow?)")
     ap.add_argument("--json", help="also write the results as JSON here")
     args = ap.parse_args()
     extra_env = {"GATEWAY_MAX_INFLIGHT": str(args.inflight)} if args.inflight else {}
@@ -165,7 +194,8 @@ def main() -> int:
                     rows = []
                     for i, clients in enumerate(levels):
                         lv = run_level(server, transport, token, clients, args.seconds, i,
-                                       pg.pids if db_name == "postgres" and pg is not None else list)
+                                       pg.pids if db_name == "postgres" and pg is not None else list,
+                                       args.window)
                         done = len(lv.latencies)
                         rate = done / lv.seconds if lv.seconds else 0.0
                         row = {"clients": clients, "per_second": rate, "p50_ms": _pct(lv.latencies, 50),
@@ -175,6 +205,8 @@ def main() -> int:
                                "db_cpu_ms_per_message": (lv.db_cpu_seconds / done * 1000
                                                          if done and db_name == "postgres" else None),
                                "ratio_to_convert_only": rate / baseline}
+                        if lv.windows:
+                            row["windows"] = lv.windows
                         rows.append(row)
                         cpu = f"{row['cpu_ms_per_message']:.2f}" if done else "n/a"
                         dbc = row["db_cpu_ms_per_message"]
@@ -182,6 +214,13 @@ def main() -> int:
                         print(f"  {clients:>7}{rate:>9.0f}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}"
                               f"{row['p99_ms']:>9.1f}{lv.busy:>7}{lv.throttled:>6}{lv.errors:>8}"
                               f"{cpu:>12}{dbc:>11}{rate / baseline:>10.2f}")
+                        for w in lv.windows:
+                            dbw = f"{w['db_cpu_ms_per_message']:.2f}" if db_name == "postgres" else "-"
+                            print(f"  {'at ' + format(w['at_s'], '.0f') + ' s':>7}{w['per_second']:>9.0f}"
+                                  f"{w['p50_ms']:>9.1f}{'':>9}{w['p99_ms']:>9.1f}{'':>21}"
+                                  f"{w['cpu_ms_per_message']:>12.2f}"
+                                  f"{dbw:>11}"
+                                  f"   max {w['max_ms']:.0f} ms")
                     best = max(r["per_second"] for r in rows)  # type: ignore[type-var]
                     knee = next(r for r in rows if r["per_second"] >= 0.95 * best)  # type: ignore[operator]
                     print(f"  knee: {knee['clients']} clients, {knee['per_second']:.0f} msg/s, "

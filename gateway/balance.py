@@ -12,8 +12,10 @@ array in shared memory. A process that accepts a connection while another
 serves fewer passes the socket to the least loaded one (``SCM_RIGHTS`` over a
 Unix datagram socket) before it reads a byte from it; the sender sees one
 connection, served by the other process. A passed connection is never passed
-on again, and when a process cannot be reached (it has exited), the one that
-accepted the connection serves it.
+on again. Only a process that has started taking connections is passed one
+(one still loading at start would keep it waiting), and when a process
+cannot be reached (it has exited), the one that accepted the connection
+serves it.
 """
 
 from __future__ import annotations
@@ -55,7 +57,7 @@ class ConnectionBalancer:
         """One balancer per process, all sharing one array of counters."""
         if processes < 2:
             raise ValueError("a balancer group needs at least two processes")
-        counters = RawArray("q", processes + 2 * processes * processes)
+        counters = RawArray("q", 2 * processes + 2 * processes * processes)
         pairs = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(processes)]
         for receive, send in pairs:
             receive.setblocking(False)
@@ -73,7 +75,8 @@ class ConnectionBalancer:
     # Every counter has one writer, the process whose row it is in, so no
     # lock is needed (and none can be left held by a process that died):
     # served[i], then passed[i][j] and taken[i][j], connections process i
-    # passed to, and took from, process j since the start. A process's load
+    # passed to, and took from, process j since the start, then ready[i], 1
+    # while process i takes connections passed to it. A process's load
     # counts the connections passed to it that it has not taken yet.
 
     def _served(self, i: int) -> int:
@@ -84,6 +87,13 @@ class ConnectionBalancer:
 
     def _taken(self, i: int, j: int) -> int:
         return self._n + self._n * self._n + i * self._n + j
+
+    def _ready(self, i: int) -> int:
+        return self._n + 2 * self._n * self._n + i
+
+    def ready(self, j: int) -> bool:
+        """Whether process ``j`` takes connections passed to it."""
+        return bool(self._counters[self._ready(j)])
 
     def load(self, j: int) -> int:
         """Connections process ``j`` serves, or has been passed and will serve."""
@@ -106,11 +116,11 @@ class ConnectionBalancer:
 
     def target(self) -> int | None:
         """The process a new connection accepted here should go to, or None to
-        keep it: the least loaded reachable process, when it serves fewer
-        connections than this one."""
+        keep it: the least loaded process that is ready and reachable, when it
+        serves fewer connections than this one."""
         best, best_load = None, self.load(self.index)
         for j in self._peers:
-            if j not in self._unreachable and (load := self.load(j)) < best_load:
+            if j not in self._unreachable and self.ready(j) and (load := self.load(j)) < best_load:
                 best, best_load = j, load
         return best
 
@@ -136,11 +146,29 @@ class ConnectionBalancer:
         self.opened()
         return False
 
+    async def assemble(self, timeout: float) -> bool:
+        """Mark this process ready to take connections, and wait until every
+        process of the group is (at most ``timeout`` seconds), so that all
+        start listening together: senders that connect at once are then
+        spread over all of them, not kept by whichever was ready first.
+        False when one never got ready (it exited while starting, say)."""
+        self._counters[self._ready(self.index)] = 1
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while not all(self.ready(j) for j in range(self._n)):
+            if loop.time() >= deadline:
+                logger.warning("MLLP: worker processes %s not ready after %.0f s; serving without them",
+                               [j for j in range(self._n) if not self.ready(j)], timeout)
+                return False
+            await asyncio.sleep(0.02)
+        return True
+
     def receive(self, loop: asyncio.AbstractEventLoop, adopt: Adopt) -> None:
         """Start taking the connections other processes pass here: ``adopt`` is
         called on the loop with each one."""
         self._loop = loop
         loop.add_reader(self._inbox.fileno(), self._drain, adopt)
+        self._counters[self._ready(self.index)] = 1
 
     def _drain(self, adopt: Adopt) -> None:
         for _ in range(_BATCH):
@@ -164,8 +192,10 @@ class ConnectionBalancer:
                 adopt(conn)
 
     def stop(self) -> None:
-        """Stop receiving; connections passed here afterwards are refused by
-        the kernel (the inbox is closed), and their senders reconnect."""
+        """Stop receiving: the other processes pass nothing here any more; one
+        already on its way is refused by the kernel (the inbox is closed), and
+        its sender reconnects."""
+        self._counters[self._ready(self.index)] = 0
         if self._loop is not None:
             self._loop.remove_reader(self._inbox.fileno())
             self._loop = None

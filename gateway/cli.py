@@ -297,8 +297,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # kernel spreads connections), so conversion uses every core whichever
     # transport the messages come by. Port 0 is resolved here, once. MLLP
     # connections last for hours: a balancer evens them out (gateway.balance).
-    http_sock = _listen(args.host, args.port)
-    mllp_sock = _listen(args.host, args.mllp_port) if args.mllp_port is not None else None
+    http_sock = _bind(args.host, args.port)
+    mllp_sock = _bind(args.host, args.mllp_port) if args.mllp_port is not None else None
     mllp_port = mllp_sock.getsockname()[1] if mllp_sock is not None else None
     balancers: list[Any] = [None] * args.workers
     if args.workers > 1 and mllp_sock is not None:
@@ -358,7 +358,10 @@ async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any,
     from .mllp import MLLPServer
     from .warmup import warm_up
 
-    warm_up(app.state.settings.home)  # before listening: no caller waits for first-use loading
+    # Loaded before the sockets listen: until then the kernel sends this
+    # port's connections to the processes that are ready (or refuses them
+    # when none is), so no caller waits for loading, here or at first use.
+    warm_up(app.state.settings.home)
     # What is loaded now lives as long as the process: out of the garbage
     # collector's sight, so that collections do not walk it over and over.
     # A message makes and drops many small objects, freed by reference
@@ -380,6 +383,11 @@ async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any,
     threads = app.state.limits.max_inflight_ingest + 8
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(max_workers=threads, thread_name_prefix="gateway-work"))
+    if balancer is not None:
+        await balancer.assemble(timeout=_ASSEMBLE_SECONDS)  # the processes listen together
+    for sock in (http_sock, mllp_sock):
+        if sock is not None:
+            sock.listen(_BACKLOG)
     server = uvicorn.Server(uvicorn.Config(app, log_level="info", **server_options(app.state.limits)))
     mllp = None
     if mllp_sock is not None:
@@ -394,10 +402,16 @@ async def _serve(app: Any, store: Any, http_sock: Any, mllp_sock: Any,
             await mllp.close()
 
 
-def _listen(host: str, port: int) -> Any:
-    """A listening TCP socket shared by worker processes (SO_REUSEPORT: the
-    kernel spreads connections). Created in each process, not inherited, so
-    that asyncio sets TCP_NODELAY on the connections it accepts."""
+_BACKLOG = 2048
+_ASSEMBLE_SECONDS = 120.0  # the longest a worker process waits for the others to be loaded
+
+
+def _bind(host: str, port: int) -> Any:
+    """A TCP socket on a port shared by the worker processes (SO_REUSEPORT:
+    the kernel spreads connections over the processes listening on it).
+    Created in each process, not inherited, so that asyncio sets TCP_NODELAY
+    on the connections it accepts. Bound, not yet listening: a process
+    listens once it is ready to serve (``_serve``)."""
     import socket
 
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -406,7 +420,6 @@ def _listen(host: str, port: int) -> Any:
     if hasattr(socket, "SO_REUSEPORT"):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     sock.bind((host, port))
-    sock.listen(2048)
     sock.set_inheritable(False)
     return sock
 
@@ -429,9 +442,9 @@ def _worker_process(home: str, db: str, host: str, port: int, mllp_port: int | N
     from .settings import Settings
 
     app = create_app(Settings.resolve(home, db))
-    mllp_sock = _listen(host, mllp_port) if mllp_port is not None else None
+    mllp_sock = _bind(host, mllp_port) if mllp_port is not None else None
     try:
-        _run_loop(_serve(app, app.state.store, _listen(host, port), mllp_sock, balancer))
+        _run_loop(_serve(app, app.state.store, _bind(host, port), mllp_sock, balancer))
     except KeyboardInterrupt:
         pass
 

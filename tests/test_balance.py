@@ -35,7 +35,7 @@ def _listening() -> socket.socket:
 
 
 @asynccontextmanager
-async def _pair(stop_second: bool = False) -> AsyncIterator[
+async def _pair(stop_second: bool = False, start_second: bool = True) -> AsyncIterator[
         tuple[list[MLLPServer], list[list[bytes]], list[ConnectionBalancer]]]:
     """Two MLLP servers, each on its own port, joined by a balancer group as
     two worker processes are; each records the messages it handled."""
@@ -49,7 +49,7 @@ async def _pair(stop_second: bool = False) -> AsyncIterator[
         return handle
 
     servers = [MLLPServer(handler(i), sock=_listening(), balancer=balancers[i]) for i in range(2)]
-    for s in servers:
+    for s in servers[:2 if start_second else 1]:
         await s.start()
     if stop_second:
         await servers[1].close()
@@ -134,6 +134,45 @@ def test_a_process_that_has_stopped_is_not_passed_connections() -> None:
                 w.close()
 
     asyncio.run(run())
+
+
+def test_a_process_still_starting_is_not_passed_connections() -> None:
+    # The second process has its place in the group but does not take
+    # connections yet (at start it loads mappings and terminology for
+    # seconds): a connection passed to it would wait for that.
+    async def run() -> None:
+        async with _pair(start_second=False) as (servers, handled, balancers):
+            assert not balancers[0].ready(1) and balancers[0].ready(0)
+            conns = [await _exchange(servers[0].port, unique_message("early", i)) for i in range(3)]
+            assert all(b"MSA|AA|" in reply for _, _, reply in conns)
+            assert servers[0].active_connections == 3 and len(handled[0]) == 3
+            assert balancers[0].loads == [3, 0]
+            for _, w, _ in conns:
+                w.close()
+
+    asyncio.run(run())
+
+
+def test_worker_sockets_take_connections_only_once_listening() -> None:
+    # gateway serve binds its ports in every process first and listens once
+    # the process has loaded everything; until then the port's connections
+    # go to the processes already listening, or are refused.
+    from gateway.cli import _bind
+
+    first = _bind(HOST, 0)
+    port = first.getsockname()[1]
+    second = _bind(HOST, port)  # another worker process, same port
+    try:
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((HOST, port), timeout=5).close()
+        second.listen(8)
+        for _ in range(4):  # only the listening one is offered them
+            socket.create_connection((HOST, port), timeout=5).close()
+            conn, _ = second.accept()
+            conn.close()
+    finally:
+        first.close()
+        second.close()
 
 
 def test_a_group_needs_two_processes_and_a_balancer_a_shared_socket() -> None:
