@@ -214,9 +214,11 @@ def main() -> int:
                         print(f"  {clients:>7}{rate:>9.0f}{row['p50_ms']:>9.1f}{row['p95_ms']:>9.1f}"
                               f"{row['p99_ms']:>9.1f}{lv.busy:>7}{lv.throttled:>6}{lv.errors:>8}"
                               f"{cpu:>12}{dbc:>11}{rate / baseline:>10.2f}")
+                        if lv.windows:
+                            print(f"  {'at':>7}   (each {args.window:g} s window)")
                         for w in lv.windows:
                             dbw = f"{w['db_cpu_ms_per_message']:.2f}" if db_name == "postgres" else "-"
-                            print(f"  {'at ' + format(w['at_s'], '.0f') + ' s':>7}{w['per_second']:>9.0f}"
+                            print(f"  {format(w['at_s'], '.0f') + ' s':>7}{w['per_second']:>9.0f}"
                                   f"{w['p50_ms']:>9.1f}{'':>9}{w['p99_ms']:>9.1f}{'':>21}"
                                   f"{w['cpu_ms_per_message']:>12.2f}"
                                   f"{dbw:>11}"
