@@ -23,7 +23,12 @@ once, which makes it exactly once in effect.
 Calls have connect and read timeouts; a failure (network error, HTTP 408,
 425, 429 or 5xx) is retried after ``base_delay · 2^(attempts-1)`` seconds
 (capped at ``max_delay``) times a random jitter in [0.5, 1.5); any other 4xx
-is permanent (``dead`` at once). Each delivery authenticates with a token
+is permanent (``dead`` at once). When the destination itself did not answer
+(no connection, a timeout, HTTP 408, 429, 502, 503 or 504), its other pending
+deliveries are held until the failed one's next attempt (:func:`hold`): a
+peer that is down or silent then costs one timeout per backoff period, not
+one per queued delivery, and the deliveries to other peers go on. A 500 is
+taken as this payload's problem, not the peer's, and holds nothing back. Each delivery authenticates with a token
 from the destination's ``/auth/token`` (SMART Backend Services,
 :func:`gateway.exchange.fhir_client.get_token`).
 """
@@ -59,7 +64,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from ..records.schema import metadata
-from .errors import ExchangeError
+from .errors import ExchangeError, PeerUnavailable
 
 __all__ = [
     "INBOX_PATH",
@@ -69,6 +74,7 @@ __all__ = [
     "claim",
     "enqueue",
     "enqueue_in",
+    "hold",
     "inbox_url",
     "outbox",
     "queue_document",
@@ -80,6 +86,7 @@ log = logging.getLogger("gateway.outbox")
 INBOX_PATH = "/exchange/inbox"
 DELIVERY_SCOPE = "system/MedicationDispense.c"
 RETRYABLE = {408, 425, 429}
+UNAVAILABLE = {408, 429, 502, 503, 504}  # the destination, not this delivery
 
 outbox = Table(
     "outbox", metadata,
@@ -171,6 +178,17 @@ def claim(store: Any, *, lease: float = 60.0, now: float | None = None) -> Deliv
                     json.loads(row.headers), attempts)
 
 
+def hold(store: Any, destination: str, until: float) -> int:
+    """Defer the pending deliveries to ``destination`` due before ``until``
+    to ``until`` (their attempts unchanged); how many were held back."""
+    c = outbox.c
+    with store.write_engine.begin() as conn:
+        held = conn.execute(update(outbox).where(
+            c.destination == destination, c.status == "pending", c.next_attempt_at < until).values(
+            next_attempt_at=until))
+    return int(held.rowcount or 0)
+
+
 def _finish(store: Any, d: Delivery, **values: Any) -> bool:
     """Record an outcome if the row still carries this claim."""
     c = outbox.c
@@ -182,15 +200,17 @@ def _finish(store: Any, d: Delivery, **values: Any) -> bool:
 
 
 class DeliveryFailed(ExchangeError):
-    """One attempt failed; ``retry`` says whether another attempt may succeed."""
+    """One attempt failed; ``retry`` says whether another attempt may succeed,
+    ``unavailable`` whether the destination itself did not answer."""
 
     status = 502
 
-    def __init__(self, why: str, retry: bool) -> None:
+    def __init__(self, why: str, retry: bool, unavailable: bool = False) -> None:
         from ..errors import Issue
 
         super().__init__(why, [Issue("error", "exception", why)])
         self.retry = retry
+        self.unavailable = unavailable
 
 
 class OutboxWorker:
@@ -220,7 +240,8 @@ class OutboxWorker:
             token = get_token(ex, ex.trust.peer(country).endpoint("base"), scope=DELIVERY_SCOPE,
                               client=self.http)
         except ExchangeError as exc:
-            raise DeliveryFailed(f"no token from {country}: {exc.issues[0].message}", True) from exc
+            raise DeliveryFailed(f"no token from {country}: {exc.issues[0].message}", True,
+                                 unavailable=isinstance(exc, PeerUnavailable)) from exc
         self._tokens[country] = (token, time.time() + 240)  # tokens live 5 minutes
         return token
 
@@ -230,12 +251,13 @@ class OutboxWorker:
         try:
             r = self.http.post(d.url, content=d.payload, headers=headers)
         except httpx.HTTPError as exc:
-            raise DeliveryFailed(f"{type(exc).__name__}: {exc}", True) from exc
+            raise DeliveryFailed(f"{type(exc).__name__}: {exc}", True, unavailable=True) from exc
         if r.status_code == 401:
             self._tokens.pop(d.destination, None)
         if r.status_code >= 300:
             retry = r.status_code >= 500 or r.status_code in RETRYABLE or r.status_code == 401
-            raise DeliveryFailed(f"HTTP {r.status_code}: {r.text[:300]}", retry)
+            raise DeliveryFailed(f"HTTP {r.status_code}: {r.text[:300]}", retry,
+                                 unavailable=r.status_code in UNAVAILABLE)
 
     def backoff(self, attempts: int) -> float:
         return min(self.max_delay, self.base_delay * 2 ** (attempts - 1)) * random.uniform(0.5, 1.5)
@@ -249,11 +271,14 @@ class OutboxWorker:
             self._send(d)
         except DeliveryFailed as exc:
             dead = not exc.retry or d.attempts >= self.max_attempts
+            retry_at = time.time() + self.backoff(d.attempts)
             _finish(self.store, d, status="dead" if dead else "pending",
-                    next_attempt_at=time.time() + (0 if dead else self.backoff(d.attempts)),
+                    next_attempt_at=time.time() if dead else retry_at,
                     last_error=str(exc.issues[0].message)[:2000])
-            log.warning("outbox %s to %s: attempt %d failed%s: %s", d.id, d.destination,
-                        d.attempts, " (dead)" if dead else "", exc.issues[0].message)
+            held = hold(self.store, d.destination, retry_at) if exc.unavailable else 0
+            log.warning("outbox %s to %s: attempt %d failed%s: %s%s", d.id, d.destination,
+                        d.attempts, " (dead)" if dead else "", exc.issues[0].message,
+                        f"; {held} more to {d.destination} held back" if held else "")
             return True
         except Exception as exc:
             log.exception("outbox %s: unexpected error", d.id)

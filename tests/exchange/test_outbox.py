@@ -5,6 +5,8 @@ permanent failures end ``dead``; concurrent claimers never share a row
 
 from __future__ import annotations
 
+import http.server
+import socket
 import threading
 import time
 from pathlib import Path
@@ -117,6 +119,89 @@ def test_inbox_refusals_and_dead_letters(homes, tmp_path):
     finally:
         worker.stop()
         b_store.close()
+
+
+def test_a_silent_peer_is_held_back_and_the_others_are_not_kept_waiting(homes, tmp_path):
+    # FR accepts connections and never answers; its deliveries were queued
+    # first. One attempt times out; the other three wait for that one's next
+    # attempt instead of costing a timeout each, and BE's goes next.
+    a_home, b_home, port = homes
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(16)  # never accepted: the handshake completes, no answer comes
+    TrustStore(b_home).add(own_entry(init_keys(tmp_path / "fr", "FR"),
+                                     f"http://127.0.0.1:{silent.getsockname()[1]}"))
+    b_store = Store(Settings.resolve(b_home).db_url)
+    worker = outbox.OutboxWorker(b_home, b_store, base_delay=60, timeout=httpx.Timeout(0.5, connect=1.0))
+    try:
+        xml = _dispensation(b_store)
+        with Server(a_home, port) as a:
+            to_fr = [outbox.queue_document(b_home, b_store, xml, "FR") for _ in range(4)]
+            to_be = outbox.queue_document(b_home, b_store, xml, "BE")
+            assert worker.run_once()
+            tried = outbox.status(b_store, to_fr[0])
+            assert tried["status"] == "pending" and tried["attempts"] == 1
+            assert "ReadTimeout" in tried["last_error"]
+            for other in to_fr[1:]:
+                row = outbox.status(b_store, other)
+                assert row["status"] == "pending" and row["attempts"] == 0
+                assert row["next_attempt_at"] >= tried["next_attempt_at"] > time.time() + 20
+            assert worker.run_once()  # the next due delivery is BE's
+            assert outbox.status(b_store, to_be)["status"] == "done"
+            assert len(a.store.search("MedicationDispense")) == 1
+            assert not worker.run_once()  # nothing else is due
+    finally:
+        worker.stop()
+        b_store.close()
+        silent.close()
+
+
+class _Peer(http.server.BaseHTTPRequestHandler):
+    """A peer gateway that issues tokens and answers every delivery with one status."""
+
+    answer = 500
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        token = self.path.endswith("/auth/token")
+        body = b'{"access_token": "t", "token_type": "bearer"}' if token else b"{}"
+        self.send_response(200 if token else self.answer)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize("answer, held", [(500, False), (503, True), (429, True), (422, False)])
+def test_only_a_peer_out_of_service_holds_back_its_other_deliveries(tmp_path, answer, held):
+    # A 500 or a 4xx is this delivery's problem: the next one is tried at
+    # once. A 503 or 429 is the peer's: the next ones wait for the retry.
+    handler = type("Peer", (_Peer,), {"answer": answer})
+    peer = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=peer.serve_forever, daemon=True).start()
+    home = tmp_path / "b"
+    init_keys(home, "PT")
+    TrustStore(home).add(own_entry(init_keys(tmp_path / "xx", "LU"),
+                                   f"http://127.0.0.1:{peer.server_address[1]}"))
+    store = Store(Settings.resolve(home).db_url)
+    worker = outbox.OutboxWorker(home, store, base_delay=60, timeout=httpx.Timeout(5.0, connect=1.0))
+    try:
+        ids = [outbox.enqueue(store, destination="LU", url=outbox.inbox_url(home, "LU"), payload=b"p")
+               for _ in range(3)]
+        assert worker.run_once()
+        first = outbox.status(store, ids[0])
+        assert first["attempts"] == 1 and f"HTTP {answer}" in first["last_error"]
+        assert first["status"] == ("dead" if answer == 422 else "pending")
+        assert worker.run_once() is not held  # the second delivery: tried at once, or held
+        assert outbox.status(store, ids[1])["attempts"] == (0 if held else 1)
+    finally:
+        worker.stop()
+        store.close()
+        peer.shutdown()
+        peer.server_close()
 
 
 def test_expired_lease_is_claimed_again(tmp_path):
