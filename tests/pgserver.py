@@ -33,8 +33,12 @@ class PostgresServer:
     survives a power cut. The benchmarks run durable, as a deployment does:
     a commit is on disk before the gateway acknowledges."""
 
-    def __init__(self, *, durable: bool = False) -> None:
+    def __init__(self, *, durable: bool = False, host: str = "127.0.0.1",
+                 netns: str | None = None) -> None:
+        """``netns``: run the server in that network namespace (``ip netns``),
+        listening on ``host``, an address of that namespace."""
         self.durable = durable
+        self.host, self.netns = host, netns
         bindir = _bindir()
         if bindir is None:
             raise RuntimeError("PostgreSQL binaries (initdb, pg_ctl) not found")
@@ -51,28 +55,33 @@ class PostgresServer:
         cmd = [str(self.bindir / args[0]), *args[1:]]
         if self.as_root:
             cmd = ["runuser", "-u", "postgres", "--", *cmd]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
         subprocess.run(cmd, check=True, capture_output=True, timeout=120)
 
     def start(self) -> str:
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "gateway", "-E", "UTF8",
                   "--no-sync")
-        opts = (f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 "
+        if self.host != "127.0.0.1":  # initdb trusts local connections only
+            with open(self.data / "pg_hba.conf", "a") as hba:
+                hba.write("host all all 0.0.0.0/0 trust\n")
+        opts = (f"-p {self.port} -k {self.root} -c listen_addresses={self.host} "
                 f"{'' if self.durable else '-c fsync=off '}-c max_connections=100")
         self._run("pg_ctl", "-D", str(self.data), "-o", opts, "-l", str(self.root / "log"),
                   "-w", "start")
-        return f"postgresql+psycopg://gateway@127.0.0.1:{self.port}/postgres"
+        return f"postgresql+psycopg://gateway@{self.host}:{self.port}/postgres"
 
     def _admin(self) -> Any:
         """An autocommit connection to the server's ``postgres`` database."""
         import psycopg
 
-        return psycopg.connect(f"host=127.0.0.1 port={self.port} user=gateway dbname=postgres",
+        return psycopg.connect(f"host={self.host} port={self.port} user=gateway dbname=postgres",
                                autocommit=True)
 
     def new_database(self, name: str) -> str:
         with self._admin() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://gateway@127.0.0.1:{self.port}/{name}"
+        return f"postgresql+psycopg://gateway@{self.host}:{self.port}/{name}"
 
     def tune_for_ingest(self, megabytes: int = 4_000) -> None:
         """The settings and state of a write-heavy server that has been up for

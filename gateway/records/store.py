@@ -191,7 +191,8 @@ class Store:
                     return await committer.run(work)
                 return await self._submit(work)
             except self._retryable as exc:
-                if attempts >= _ATTEMPTS or deadline_passed(exc):
+                if attempts >= _ATTEMPTS or deadline_passed(exc) or (
+                        attempts >= 2 and connection_failed(exc)):
                     raise
                 await asyncio.sleep(_backoff(attempts))
 
@@ -229,9 +230,8 @@ class Store:
         url = self.write_engine.url
         params: dict[str, Any] = url.translate_connect_args(username="user", database="dbname")
         params.update(url.query)
-        params.setdefault("connect_timeout", 10)
-        if self.db_timeout > 0:
-            params.setdefault("options", _statement_timeout(self.db_timeout))
+        for key, value in _connection_deadlines(self.db_timeout).items():
+            params.setdefault(key, value)
         return await psycopg.AsyncConnection.connect(**params)
 
     async def _commit_on_loop(self, conn: Any, works: list[_IngestWork]) -> list[IngestResult]:
@@ -296,7 +296,8 @@ class Store:
             try:
                 return self._group.run(work)
             except self._retryable as exc:
-                if attempts >= _ATTEMPTS or deadline_passed(exc):
+                if attempts >= _ATTEMPTS or deadline_passed(exc) or (
+                        attempts >= 2 and connection_failed(exc)):
                     raise
                 time.sleep(_backoff(attempts))
 
@@ -487,17 +488,37 @@ def _engine_args(url: str, db_timeout: float) -> dict[str, Any]:
         return {"connect_args": {"timeout": _sqlite_wait(db_timeout), "check_same_thread": False}}
     args: dict[str, Any] = {"pool_pre_ping": True}
     if db_timeout > 0:
-        # a connection of the pool is awaited no longer than a statement
-        args["pool_timeout"] = db_timeout
-        if "options=" not in url:
-            args["connect_args"] = {"options": _statement_timeout(db_timeout)}
+        args["pool_timeout"] = db_timeout  # a connection of the pool: awaited no longer than a statement
+    # what the URL sets itself stays as it is
+    args["connect_args"] = {key: value for key, value in _connection_deadlines(db_timeout).items()
+                            if f"{key}=" not in url}
     return args
 
 
-def _statement_timeout(seconds: float) -> str:
-    """libpq ``options``: the server cancels a statement that runs (or waits
-    for a lock) longer than this, and rolls its transaction back."""
-    return f"-c statement_timeout={max(1, round(seconds * 1000))}"
+def _connection_deadlines(db_timeout: float) -> dict[str, Any]:
+    """libpq parameters that bound every wait on the server to about
+    ``db_timeout`` seconds:
+
+    * ``options``: the server cancels a statement that runs (or waits for a
+      lock) longer, and rolls its transaction back;
+    * ``connect_timeout``: a server that does not take the connection;
+    * ``tcp_user_timeout`` and keepalives: a server that no longer answers
+      at all (its host down, the network between cut) cannot cancel
+      anything, and without these a connection waits for its answer as
+      long as the kernel keeps the connection, hours. Data it does not
+      acknowledge within the deadline, or keepalive probes unanswered from
+      a third of it on, close the connection; the caller is told the
+      database is unavailable, and the pool connects anew.
+    0: no deadline (connecting still gives up after 10 s)."""
+    if db_timeout <= 0:
+        return {"connect_timeout": 10}
+    return {"options": f"-c statement_timeout={max(1, round(db_timeout * 1000))}",
+            "connect_timeout": max(2, min(10, round(db_timeout))),
+            "keepalives": 1,
+            "keepalives_idle": max(1, round(db_timeout / 3)),
+            "keepalives_interval": max(1, round(db_timeout / 6)),
+            "keepalives_count": 3,
+            "tcp_user_timeout": max(1000, round(db_timeout * 1000))}
 
 
 def _sqlite_wait(db_timeout: float) -> float:
@@ -514,6 +535,21 @@ def deadline_passed(exc: BaseException) -> bool:
     """Did the database cancel a statement at the deadline (PostgreSQL's
     ``statement_timeout``)? Trying again would only wait as long again."""
     return getattr(_driver_error(exc), "sqlstate", None) == "57014"
+
+
+def connection_failed(exc: BaseException) -> bool:
+    """Was the connection lost or not made (the server down or cut off)?
+    One more try, on a new connection, cures a connection the server closed
+    while it sat in the pool; more would each wait for the network again."""
+    from sqlalchemy.exc import DBAPIError
+
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = _driver_error(exc)
+    state = getattr(orig, "sqlstate", None)
+    if isinstance(state, str):
+        return state.startswith("08")
+    return _psycopg_operational(orig)
 
 
 # SQLSTATE classes of a database that cannot answer now: connection
@@ -539,11 +575,20 @@ def database_unavailable(exc: BaseException) -> bool:
     state = getattr(orig, "sqlstate", None)
     if isinstance(state, str):
         return state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_STATES
-    if type(orig).__module__.startswith("psycopg") and type(orig).__name__ == "OperationalError":
-        return True  # no server answered (no SQLSTATE: the connection failed)
+    if _psycopg_operational(orig):
+        return True  # no server answered (no SQLSTATE: the connection failed or timed out)
     message = str(orig)
     return type(orig).__name__ == "OperationalError" and (
         "database is locked" in message or "database is busy" in message)
+
+
+def _psycopg_operational(exc: BaseException) -> bool:
+    """A psycopg OperationalError or one of its kinds (ConnectionTimeout…)."""
+    try:
+        import psycopg
+    except ImportError:  # no PostgreSQL driver installed: not one of its errors
+        return False
+    return isinstance(exc, psycopg.OperationalError)
 
 
 def _sqlite_setup(engine: Engine, *, immediate: bool, db_timeout: float) -> None:
