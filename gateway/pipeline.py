@@ -115,7 +115,10 @@ def convert_hl7v2(data: bytes | str, *, strict: bool = False, now: datetime | No
     if strict:
         from .formats.hl7v2.strict import strict_issues
 
-        found = strict_issues("\r".join(lines))
+        # hl7apy reads MSH with its field separator, which the lines leave out
+        fs = message.enc.field
+        found = strict_issues("\r".join("MSH" + fs + ln[3:] if ln.startswith("MSH") else ln
+                                        for ln in lines))
         if found:
             raise RejectedInput(found[0].message, found)
     if not message.version:

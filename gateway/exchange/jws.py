@@ -49,6 +49,7 @@ from typing import Any
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ..fhir.jsonio import PreciseFloat, loads_precise
 from .errors import SignatureInvalid, refuse
 from .keys import KeyPair, b64url, cert_from_b64, cert_to_b64, kid_of
 from .trust import TrustStore, utcnow
@@ -60,22 +61,6 @@ ALGORITHMS = ("ES256", "PS256")
 SIG_TYPE = {"system": "urn:iso-astm:E1762-95:2013", "code": "1.2.840.10065.1.12.1.1",
             "display": "Author's Signature"}
 EXCLUDED = ("id", "meta", "signature")
-
-
-class PreciseFloat(float):
-    """A JSON number that remembers how it was written."""
-
-    __slots__ = ("text",)
-
-    def __new__(cls, text: str) -> "PreciseFloat":
-        obj = float.__new__(cls, text)
-        obj.text = text
-        return obj
-
-
-def loads_precise(data: bytes | str) -> Any:
-    """Parse JSON keeping each decimal's text (for :func:`verify_bundle`)."""
-    return json.loads(data, parse_float=PreciseFloat)
 
 
 @functools.lru_cache(maxsize=64)

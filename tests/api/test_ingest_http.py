@@ -142,6 +142,15 @@ def test_strict_mode_refuses_what_hl7apy_finds_wrong(client) -> None:  # type: i
     assert r.status_code == 400 and "strict" in r.json()["issue"][0]["diagnostics"]
 
 
+def test_strict_mode_accepts_a_message_that_keeps_to_the_standard(client) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    ok = (Path(__file__).resolve().parents[2] / "fixtures" / "hl7v2" / "fhir-converter"
+          / "ADT01-23.hl7").read_bytes()
+    r = client.post("/ingest?strict=true", content=ok, headers=V2)
+    assert r.status_code == 201, r.text
+
+
 def test_reads_unknown_and_bad(client) -> None:  # type: ignore[no-untyped-def]
     assert client.get("/fhir/Patient/does-not-exist").status_code == 404
     r = client.get("/fhir/Patient/bad$id")

@@ -120,3 +120,25 @@ def test_running_store_reloads_on_change(home_b, ring_a):
     other.add(own_entry(ring_a))
     assert store.certificate(ring_a["signing"].kid, "signing").country == "BE"
     assert isinstance(Path, type)
+
+
+def test_cli_signs_a_bundle_with_its_decimals_as_written_and_verifies_it(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    assert _gw("keys", "init", "--country", "BE", "--home", str(a)).returncode == 0
+    entry = tmp_path / "be.json"
+    entry.write_text(_gw("trust", "export", "--url", "http://127.0.0.1:8081", "--home", str(a)).stdout)
+    assert _gw("trust", "add", str(entry), "--home", str(b)).returncode == 0
+    ips = Path(__file__).resolve().parents[2] / "fixtures" / "fhir" / "ips" / "Bundle-IPS-examples-Bundle-01.json"
+    text = ips.read_text()
+    assert '"value":7.5,' in text
+    source = tmp_path / "in.json"
+    source.write_text(text.replace('"value":7.5,', '"value":7.50,', 1))  # a trailing zero, as a sender may write it
+    signed = tmp_path / "signed.json"
+    done = _gw("sign", str(source), "-o", str(signed), "--home", str(a))
+    assert done.returncode == 0, done.stderr
+    assert '"value": 7.50,' in signed.read_text()  # written as it came, not 7.5
+    checked = _gw("verify", str(signed), "--home", str(b))
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    rewritten = tmp_path / "rewritten.json"  # the same number written another way
+    rewritten.write_text(signed.read_text().replace('"value": 7.50,', '"value": 7.5,', 1))
+    assert _gw("verify", str(rewritten), "--home", str(b)).returncode == 1
