@@ -209,9 +209,16 @@ def index_rows(res: dict[str, Any]) -> list[Row]:
                 rows.append(_row("family", text=fold(name["family"])))
             for g in name.get("given", []) or []:
                 rows.append(_row("given", text=fold(g)))
-            whole = " ".join([*name.get("given", []), name.get("family", ""), name.get("text", "")])
-            if whole.strip():
-                rows.append(_row("name", text=fold(whole)))
+            # name: any part of the name (FHIR: a match on family, given,
+            # prefix, suffix or text), or given names and family together
+            given = [g for g in name.get("given", []) or [] if isinstance(g, str)]
+            whole = " ".join([*given, name.get("family") or ""])
+            seen: set[str] = set()
+            for part in [*(name.get("prefix") or []), *given, name.get("family"),
+                         *(name.get("suffix") or []), whole, name.get("text")]:
+                if isinstance(part, str) and (folded := fold(part)) and folded not in seen:
+                    seen.add(folded)
+                    rows.append(_row("name", text=folded))
         if res.get("gender"):
             rows.append(_row("gender", code=res["gender"]))
         if res.get("birthDate"):

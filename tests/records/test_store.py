@@ -279,3 +279,36 @@ def test_writers_on_an_event_loop_conflict_and_retry_like_threads(db_url: str) -
         assert store.ingestion_count() == 16
     finally:
         store.close()
+
+
+def test_patients_stored_before_name_parts_are_indexed_again_by_the_migration(db_url: str) -> None:
+    # a database at revision 0006 held one "name" row per name ("given family");
+    # migration 0007 gives every stored Patient its rows for each part
+    from sqlalchemy import text
+
+    from gateway.records.migrate import migrate
+    from gateway.records.search import build_query, parse_criteria
+
+    def found(name: str) -> list[str]:
+        with store.engine.connect() as conn:
+            query = build_query("Patient", parse_criteria("Patient", [("name", name)]), None)
+            return [row[0] for row in conn.execute(query)]
+
+    named = {"name": [{"family": "Silva", "given": ["Maria", "Joana"], "prefix": ["Dra."]}]}
+    store = Store(db_url)
+    try:
+        _ingest(store, "n", [_patient("p-named", **named)])
+        with store.write_engine.begin() as conn:
+            conn.execute(text("DELETE FROM search_index WHERE param = 'name'"))
+            conn.execute(text("INSERT INTO search_index (resource_type, id, param, text) "
+                              "VALUES ('Patient', 'p-named', 'name', 'maria joana silva')"))
+            conn.execute(text("UPDATE alembic_version SET version_num = '0006'"))
+        assert found("silva") == []  # as before
+        migrate(store.write_engine)
+        for part in ("silva", "maria", "joana", "dra", "maria joana s"):
+            assert found(part) == ["p-named"], part
+        with store.engine.connect() as conn:
+            rows = conn.execute(text("SELECT count(*) FROM search_index WHERE param = 'name'")).scalar()
+        assert rows == 5  # Dra., Maria, Joana, Silva, "maria joana silva": no duplicates
+    finally:
+        store.close()
