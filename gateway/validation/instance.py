@@ -34,7 +34,7 @@ from .patterns import matches_fixed, matches_pattern
 from .primitives import check_primitive
 from .references import BundleIndex, Located
 from .slicing import slice_occurrences
-from .structure import ProfileError, compile_profile
+from .structure import ProfileError, compile_profile, with_type_elements
 from .typeinfo import PRIMITIVES, type_info
 
 __all__ = ["Walker", "Occ", "ResCtx", "BASE"]
@@ -379,18 +379,16 @@ class Walker:
             self.issue("error", "structure",
                        f"ele-1: {rule.id}: an element must have a value or children", expr)
             return
-        owner: ElementRule | None = rule if rule.children else None
-        type_root: ElementRule | None = None
-        if owner is None:
+        type_root: ElementRule | None
+        if rule.children:
+            owner, type_root = self.listed_owner(rule, tref)
+        else:
             url = tref.profiles[0] if tref.profiles else BASE + code
             if code == "Extension" and not tref.profiles and isinstance(value.get("url"), str):
                 url = self.extension_url(rule, value["url"], expr) or url
-            prof = _TYPE_ROOTS.get(url)
+            prof = self.type_profile(url)
             if prof is None:
-                prof = self.profile(url)
-                if prof is None:
-                    return
-                _TYPE_ROOTS[url] = prof
+                return
             owner = type_root = prof.root
         self.walk(value, owner, expr, ctx)
         if rule.constraints or (type_root is not None and type_root.constraints):
@@ -404,6 +402,33 @@ class Walker:
             self.values(rule, value, expr)
         if code == "Reference" and tref.targets:
             self.reference_target(rule, tref, value, expr, ctx)
+
+    def type_profile(self, url: str) -> CompiledProfile | None:
+        """The compiled definition of a data type or type profile (kept for the process)."""
+        prof = _TYPE_ROOTS.get(url)
+        if prof is None:
+            prof = self.profile(url)
+            if prof is None:
+                return None
+            _TYPE_ROOTS[url] = prof
+        return prof
+
+    def listed_owner(self, rule: ElementRule,
+                     tref: TypeRef) -> tuple[ElementRule, ElementRule | None]:
+        """What an object of type ``tref`` is walked against when the snapshot lists children
+        of ``rule``: ``rule`` with the type's own elements that it does not list (a choice's
+        snapshot often lists only ``id`` and ``extension``), and the type's root when any were
+        added (its invariants then apply too, as they do when no child is listed)."""
+        url = next((u for u in (*tref.profiles[:1], BASE + tref.code) if self.reg.knows(u)), None)
+        prof = self.type_profile(url) if url else None
+        if prof is None:
+            return rule, None
+        key = (id(rule), id(prof.root))
+        hit = _WITH_TYPE.get(key)
+        if hit is None:  # holds rule and root too, so that their ids stay theirs
+            hit = _WITH_TYPE[key] = (rule, prof.root, with_type_elements(rule, prof.root))
+        merged = hit[2]
+        return merged, (prof.root if merged is not rule else None)
 
     def extension_url(self, rule: ElementRule, url: str, expr: str) -> str | None:
         if self.reg.knows(url):
@@ -545,6 +570,7 @@ class Walker:
 
 
 _TYPE_ROOTS: dict[str, CompiledProfile] = {}
+_WITH_TYPE: dict[tuple[int, int], tuple[ElementRule, ElementRule, ElementRule]] = {}
 _ALLOWED: dict[TypeRef, set[str]] = {}
 _REQUIRED: dict[int, tuple[ElementRule, ...]] = {}
 _CHILD: dict[int, ElementRule] = {}

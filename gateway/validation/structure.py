@@ -11,6 +11,7 @@ on every element of every definition.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from functools import lru_cache
@@ -22,7 +23,8 @@ from .packages import Package, Registry, get_registry
 from .snapshot import SnapshotError, apply_differential
 from .typeinfo import SYSTEM_TYPES, upper_first
 
-__all__ = ["compile_profile", "snapshot_elements", "ProfileError", "NATIVE_CONSTRAINTS"]
+__all__ = ["compile_profile", "snapshot_elements", "ProfileError", "NATIVE_CONSTRAINTS",
+           "with_type_elements"]
 
 NATIVE_CONSTRAINTS = frozenset({"ele-1"})
 # Narrative XHTML rules (txt-1, txt-2: ``htmlChecks()``, R4 section 2.6.2.4) are not checked:
@@ -128,6 +130,25 @@ def _index_keys(rule: ElementRule) -> None:
             rule.keys[child.name] = (child, t)
 
 
+def with_type_elements(rule: ElementRule, type_root: ElementRule) -> ElementRule:
+    """``rule`` with the elements of its type that its snapshot does not list.
+
+    A snapshot lists only the children a profile constrains below an element
+    whose type it does not expand (typically a choice such as ``effective[x]``
+    with ``effective[x].extension`` sliced); the others are those of the type
+    itself (FHIR R4 section 5.1.0.12). The listed children keep the profile's
+    rules; a type element is added only when no listed child has its name, so
+    that a choice the profile narrowed (``value[x]`` to ``valueCode``) stays
+    narrowed. Returns ``rule`` itself when the snapshot lists them all."""
+    listed = {child.name for child in rule.children}
+    unlisted = [child for child in type_root.children if child.name not in listed]
+    if not unlisted:
+        return rule
+    merged = dataclasses.replace(rule, children=rule.children + unlisted)
+    _index_keys(merged)
+    return merged
+
+
 def build_tree(elements: list[dict[str, Any]], url: str,
                pin: "Callable[[str], str]" = lambda u: u) -> tuple[ElementRule,
                                                                  dict[str, ElementRule]]:
@@ -151,6 +172,13 @@ def build_tree(elements: list[dict[str, Any]], url: str,
             parent.children.append(rule)
     if root is None:
         raise ProfileError(f"{url}: empty snapshot")
+    for rule in by_id.values():
+        if rule.content_reference and not rule.children:
+            # an element defined as another one (Observation.component.referenceRange
+            # as Observation.referenceRange): that one's children are its children
+            target = by_id.get(rule.content_reference.rpartition("#")[2])
+            if target is not None:
+                rule.children = target.children
     for rule in by_id.values():
         for s in rule.slices:
             if not s.children:
