@@ -22,6 +22,7 @@ _PARAM_TYPE = {"token": "token", "string": "string", "reference": "reference", "
                "id": "token"}
 _OPERATIONS = {
     "/fhir/Patient/{pid}/$summary": ("summary", "http://hl7.org/fhir/uv/ips/OperationDefinition/summary"),
+    "/fhir/Patient/{pid}/$everything": ("everything", "http://hl7.org/fhir/OperationDefinition/Patient-everything"),
     "/fhir/Patient/$export": ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"),
     "/fhir/$export": ("export", "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"),
     "/fhir/$validate": ("validate", "http://hl7.org/fhir/OperationDefinition/Resource-validate"),
@@ -30,23 +31,32 @@ _OPERATIONS = {
     "/fhir/ValueSet/$expand": ("expand", "http://hl7.org/fhir/OperationDefinition/ValueSet-expand"),
     "/fhir/ConceptMap/$translate": ("translate", "http://hl7.org/fhir/OperationDefinition/ConceptMap-translate"),
 }
+# Conformance resources the terminology engine has loaded: read and searched
+# by these (not stored in the record, so neither versioned nor in history).
+_TERMINOLOGY = ("CodeSystem", "ConceptMap", "ValueSet")
+_TERMINOLOGY_PARAMS = (("url", "uri"), ("version", "token"), ("name", "string"))
 
 
 def capability_statement(request: Request) -> dict[str, Any]:
-    paths = set(request.app.openapi().get("paths", {}))
+    routes = request.app.openapi().get("paths", {})
+    paths = set(routes)
     types = sorted({*PATIENT_REFS, "Patient", "Provenance", "AuditEvent", *_SHARED} - {"Bundle"})
     resources = []
     for rtype in types:
         params = sorted(p for p in supported_params(rtype) if p in TYPES)
+        interactions = ["read", "vread", "history-instance", "search-type"]
+        if "post" in routes.get(f"/fhir/{rtype}", {}):
+            interactions.append("create")  # what a citizen adds to their record
         entry: dict[str, Any] = {
             "type": rtype,
-            "interaction": [{"code": c} for c in ("read", "vread", "history-instance", "search-type")],
+            "interaction": [{"code": c} for c in interactions],
             "versioning": "versioned",
             "readHistory": True,
             "searchParam": [{"name": p, "type": _PARAM_TYPE[TYPES[p]]} for p in params],
         }
+        if rtype in PATIENT_REFS:
+            entry["searchInclude"] = [f"{rtype}:patient", f"{rtype}:subject"]
         if rtype in PATIENT_REFS or rtype == "Patient":
-            entry["searchInclude"] = [f"{rtype}:patient", f"{rtype}:subject"] if rtype != "Patient" else []
             entry["searchRevInclude"] = ["Provenance:target"]
         ops = []
         if rtype == "Patient":
@@ -56,8 +66,17 @@ def capability_statement(request: Request) -> dict[str, Any]:
         if ops:
             entry["operation"] = ops
         resources.append(entry)
+    for rtype in _TERMINOLOGY:
+        if f"/fhir/{rtype}/{{rid}}" in paths and f"/fhir/{rtype}" in paths:
+            resources.append({
+                "type": rtype,
+                "interaction": [{"code": "read"}, {"code": "search-type"}],
+                "searchParam": [{"name": n, "type": t} for n, t in _TERMINOLOGY_PARAMS],
+                "operation": [{"name": name, "definition": url} for path, (name, url) in _OPERATIONS.items()
+                              if path.startswith(f"/fhir/{rtype}/") and path in paths],
+            })
     system_ops = [{"name": name, "definition": url} for path, (name, url) in _OPERATIONS.items()
-                  if path in paths and not path.startswith("/fhir/Patient/")]
+                  if path in paths and not path.startswith(("/fhir/Patient/", *(f"/fhir/{t}/" for t in _TERMINOLOGY)))]
     rest: dict[str, Any] = {
         "mode": "server",
         "security": {

@@ -149,6 +149,24 @@ def test_open_routes_need_no_token(client) -> None:  # type: ignore[no-untyped-d
     assert client.get("/fhir/Patient", headers=anon).status_code == 401
 
 
+def test_the_capability_statement_lists_what_the_routes_do(client) -> None:  # type: ignore[no-untyped-def]
+    from gateway.validation import validate
+
+    cs = client.get("/fhir/metadata", headers={"Authorization": ""}).json()
+    assert [i for i in validate(cs, "r4") if i.severity in ("error", "fatal")] == []
+    by_type = {r["type"]: r for r in cs["rest"][0]["resource"]}
+    ops = {o["name"] for o in by_type["Patient"]["operation"]}
+    assert {"summary", "everything", "export"} <= ops
+    for added in ("Observation", "DocumentReference"):  # citizens add these to their record
+        assert "create" in [i["code"] for i in by_type[added]["interaction"]]
+    assert "create" not in [i["code"] for i in by_type["Condition"]["interaction"]]
+    for rtype, op in (("ValueSet", "expand"), ("CodeSystem", "lookup"), ("ConceptMap", "translate")):
+        assert [i["code"] for i in by_type[rtype]["interaction"]] == ["read", "search-type"]
+        assert op in {o["name"] for o in by_type[rtype]["operation"]}
+        assert client.get(f"/fhir/{rtype}?_count=1").status_code == 200
+    assert {o["name"] for o in cs["rest"][0]["operation"]} == {"export", "validate"}
+
+
 def test_accesses_are_audited_and_listed_to_the_citizen(two_citizens) -> None:  # type: ignore[no-untyped-def]
     client, a, b = two_citizens
     me = _as(client, bearer(client.app, patient=a))
@@ -177,6 +195,10 @@ def test_patient_search_pdqm(client) -> None:  # type: ignore[no-untyped-def]
     assert total("family=EVERY") == 1
     assert total("family:exact=every") == 0
     assert total("given=adam") == 1
+    # name: any part of a name, the family name too, or given and family together
+    assert total("name=everyman") == 1 and total("name=ADAM") == 1 and total("name=dr") == 1
+    assert total("name=adam a every") == 1 and total("name=angela") == 0
+    assert total("name:exact=everyman") == 1 and total("name:exact=every") == 0
     assert total("gender=female") == 1 and total("gender=male") == 1
     assert total("birthdate=1978-01-01") == 1
     assert total("birthdate=ge1980") == 1 and total("birthdate=lt1980") == 1
