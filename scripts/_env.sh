@@ -7,8 +7,24 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 # Reinstalled when the project's metadata or a module compiled at install
-# (the list in gateway/_compiled.py) changes, so the compiled code is never older.
-STAMP=".venv/.installed-$(cat pyproject.toml setup.py gateway/_compiled.py $(sed -n 's/^    "\([a-z0-9_/]*\)",$/gateway\/\1.py/p' gateway/_compiled.py) | sha256sum | cut -c1-16)"
+# (the list in gateway/_compiled.py) changes, or is touched, so the compiled
+# code is never older: the import guard compares modification times.
+STAMP=".venv/.installed-$("$PY" - <<'EOF'
+import hashlib
+import os
+import re
+
+compiled = open("gateway/_compiled.py").read()
+files = ["pyproject.toml", "setup.py", "gateway/_compiled.py"]
+files += [f"gateway/{m}.py" for m in re.findall(r'^    "([a-z0-9_/]*)",$', compiled, re.M)]
+digest = hashlib.sha256()
+for name in files:
+    with open(name, "rb") as f:
+        digest.update(f.read())
+    digest.update(str(os.stat(name).st_mtime_ns).encode())
+print(digest.hexdigest()[:16])
+EOF
+)"
 if [ ! -f "$STAMP" ]; then
     .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
     .venv/bin/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
