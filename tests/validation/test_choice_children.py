@@ -57,14 +57,6 @@ def test_the_profiles_rules_still_apply_to_its_listed_children(minimal: dict[str
               ".extension:data-absent-reason: maximum cardinality 1")
 
 
-def test_a_type_the_choice_does_not_allow_is_still_an_error(minimal: dict[str, Any]) -> None:
-    statement = minimal["entry"][5]["resource"]
-    statement["effectiveBoolean"] = statement.pop("effectivePeriod") and True
-    issues = validate_bundle(minimal, "ips-1.1.0")
-    assert at(issues, "Bundle.entry[5].resource.effective.ofType(boolean)",
-              "type boolean is not allowed")
-
-
 def test_a_known_ips_1_1_0_failure_still_fails() -> None:
     """The "no information" example uses section.emptyReason, which IPS 2.0.0 allows for the
     required sections but IPS 1.1.0 does not (each needs an entry)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from gateway.validation import validate_bundle, validate_resource
 
 from .conftest import errors
@@ -93,10 +95,11 @@ def test_single_element_given_as_array(minimal: dict[str, Any]) -> None:
     assert error_at(issues, "Bundle.entry[1].resource.birthDate", "not an array")
 
 
-def test_wrong_type_in_choice(minimal: dict[str, Any]) -> None:
+@pytest.mark.parametrize("profile", ["ips", "ips-1.1.0"])  # 1.1.0 lists only effective[x]'s extensions
+def test_wrong_type_in_choice(minimal: dict[str, Any], profile: str) -> None:
     statement = minimal["entry"][5]["resource"]
     statement["effectiveBoolean"] = statement.pop("effectivePeriod") and True
-    issues = validate_bundle(minimal, "ips")
+    issues = validate_bundle(minimal, profile)
     assert error_at(issues, "Bundle.entry[5].resource.effective.ofType(boolean)",
                     "MedicationStatement.effective[x]: type boolean is not allowed")
 
