@@ -458,7 +458,7 @@ def t_xpn(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] 
     return name
 
 
-@transform("XAD", uses={1, 2, 3, 4, 5, 6, 7, 9, 12, 13})
+@transform("XAD", uses={1, 2, 3, 4, 5, 6, 7, 9, 12, 13, 14})
 def t_xad(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] | None:
     addr: dict[str, Any] = {}
     kind = rep.get(7).strip()
@@ -478,9 +478,10 @@ def t_xad(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] 
         v = rep.get(comp).strip()
         if v:
             addr[key] = v
+    # XAD-13 effective and XAD-14 expiration date; before v2.5, the range XAD-12
     period = {}
-    for key, c in (("start", 12), ("end", 13)):
-        v = rep.get(c)
+    for key, c, old in (("start", 13, 1), ("end", 14, 2)):
+        v = rep.get(c).strip() or rep.get(12, old).strip()
         if v:
             dt, _ = hl7_datetime(v, ctx.default_tz)
             if dt:
@@ -678,21 +679,27 @@ def t_pl(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> dict[str, Any] |
 # ------------------------------------------------------------------ quantities and observation values
 
 def unit_coding(unit_rep: Rep, ctx: "RuleContext") -> dict[str, Any]:
-    """Units (CWE) to the unit/system/code of a Quantity; UCUM when the sender
-    says so or when the unit is a known UCUM spelling."""
+    """Units (CWE) to the unit/system/code of a Quantity: the unit as sent
+    (its text, else its code; a unit sent as text only is kept too), and
+    the UCUM code when the sender names UCUM or the unit is a known UCUM
+    spelling. ISO+ and ANS+ units are not UCUM codes (``mcg``, ``MEQ/L``):
+    they get a UCUM code only where the table knows their spelling."""
     code = unit_rep.get(1).strip()
-    text = unit_rep.get(2).strip() or code
+    text = unit_rep.get(2).strip()
     sysname = unit_rep.get(3).strip().upper()
     out: dict[str, Any] = {}
-    if not code:
+    if not (code or text):
         return out
-    out["unit"] = text
-    ucum = ctx.lookup("ucum-units", code, quiet=True)
-    if sysname in ("UCUM", "ISO+", "ANS+") or ucum:
+    out["unit"] = text or code
+    ucum = ctx.lookup("ucum-units", code or text, quiet=True)
+    if code and sysname == "UCUM":
         out["system"] = "http://unitsofmeasure.org"
         out["code"] = ucum if isinstance(ucum, str) else code
+    elif ucum:
+        out["system"] = "http://unitsofmeasure.org"
+        out["code"] = ucum if isinstance(ucum, str) else code or text
     else:
-        ctx.report(f"unit {code!r} is not a known UCUM unit: kept as text", "information",
+        ctx.report(f"unit {code or text!r} is not a known UCUM unit: kept as text", "information",
                    code="code-invalid")
     return out
 
