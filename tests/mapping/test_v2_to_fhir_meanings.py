@@ -84,6 +84,10 @@ def test_specimen_accession_number_and_the_ordering_provider_of_a_result() -> No
              "ORU^R01")
     specimen = one(c.resources, "Specimen")
     assert specimen["accessionIdentifier"]["value"] == "ACC-30"
+    both = conv(PID + seg("OBR", {1: "1", 3: "F1", 4: "2345-7^Glucose^LN", 25: "F"})
+                + seg("SPM", {1: "1", 2: "PL-1^FI-1", 4: "BLD^Blood^HL70487"}), "ORU^R01", ctrl="C2")
+    assert [i["value"] for i in one(both.resources, "Specimen")["identifier"]] == ["FI-1"]
+    assert any("placer specimen id 'PL-1' not kept" in f for f in _findings(both))  # reported
     assert "OTHER-31" in [i["value"] for i in specimen["identifier"]]
     report = one(c.resources, "DiagnosticReport")
     assert "performer" not in report  # the ordering provider did not perform the report

@@ -377,8 +377,9 @@ def t_eip(rep: Rep, ctx: "RuleContext", args: dict[str, Any]) -> Any:
             if system:
                 ident["system"] = system
             ident["value"] = value
-            if comp == 1 and rep.get(2).strip():
-                ctx.report(f"placer specimen id {value!r} not kept: the filler id is used",
+            placer = rep.component(1).get(1).strip()
+            if comp == 2 and placer:
+                ctx.report(f"placer specimen id {placer!r} not kept: the filler id is used",
                            "information")
             return ident
     return None
