@@ -30,3 +30,12 @@ def test_translations_follow_the_original_coding() -> None:
     assert codings[0]["code"] == "no-known-problems"
     for extra in codings[1:]:  # whatever the terminology engine knows
         assert extra.get("userSelected") is False or "extension" not in extra
+
+
+def test_the_nci_thesaurus_oid_becomes_its_uri() -> None:
+    # C-CDA route of administration and dose forms are NCI Thesaurus codes
+    import json
+
+    text = json.dumps(converted("MS-170.314B2_Amb_CCD.xml").resources)
+    assert "http://ncicb.nci.nih.gov/xml/owl/EVS/Thesaurus.owl" in text
+    assert "urn:oid:2.16.840.1.113883.3.26.1.1" not in text
