@@ -183,3 +183,10 @@ def test_prescriptions_claim_no_ips_profiles() -> None:
     assert all("profile" not in r["meta"] for r in conv.resources)
     comp = conv.bundle["entry"][0]["resource"]
     assert [c["code"] for c in comp["type"]["coding"]] == ["57833-6"]
+
+
+def test_a_medication_the_status_observation_says_is_active_is_active() -> None:
+    # statusCode 'completed' (the record) beside Medication Status 'Active' (the use)
+    statement = resources(converted("MS-170.314B2_Amb_CCD.xml"), "MedicationStatement")[0]
+    assert statement["status"] == "active"
+    assert statement["_status"]["extension"][0]["valueCoding"]["code"] == "55561003"  # kept as sent
