@@ -190,3 +190,10 @@ def test_a_medication_the_status_observation_says_is_active_is_active() -> None:
     statement = resources(converted("MS-170.314B2_Amb_CCD.xml"), "MedicationStatement")[0]
     assert statement["status"] == "active"
     assert statement["_status"]["extension"][0]["valueCoding"]["code"] == "55561003"  # kept as sent
+
+
+def test_a_unit_that_is_not_ucum_is_kept_as_text_not_as_a_ucum_code() -> None:
+    result = converted("MS-170.314B2_Amb_CCD.xml")
+    statement = resources(result, "MedicationStatement")[0]
+    assert statement["dosage"][0]["doseAndRate"][0]["doseQuantity"] == {"value": 2, "unit": "Puffs"}
+    assert any("'Puffs' is not a UCUM unit" in i["diagnostics"] for i in result.outcome()["issue"])

@@ -12,6 +12,7 @@ comparator Quantity (``< 5``), as C-CDA's "result less than" pattern means.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 from typing import Any
 
 from lxml import etree
@@ -75,7 +76,10 @@ def quantity(
             return None
     out: dict[str, Any] = {"value": number}
     unit = (el.get("unit") or "").strip()
-    if unit:
+    if unit and _not_ucum(unit):
+        out.update(unit=unit)  # CDA says PQ units are UCUM; a sender's own word is not
+        ctx.info(f"unit {unit!r} is not a UCUM unit: kept as text", el, attribute="unit")
+    elif unit:
         out.update(unit=unit, system=UCUM, code=unit)
     elif args.get("unit_one", True) and local(el) in ("doseQuantity", "quantity") and not unit:
         out.update(unit="1", system=UCUM, code="1")
@@ -87,6 +91,14 @@ def quantity(
             tr,
         )
     return out
+
+
+@lru_cache(maxsize=1024)
+def _not_ucum(unit: str) -> bool:
+    """A unit the UCUM tables refuse (``Puffs``); False when they are not available."""
+    from ...terminology.ucum import ucum_validate
+
+    return ucum_validate(unit) is False
 
 
 @transform("Quantity")
