@@ -240,10 +240,13 @@ def mutate_er7(rng: random.Random, data: bytes) -> bytes:
                 comps += [b""] * (c + 1 - len(comps))
                 comps[c] = value
                 value = b"^".join(comps)
-            if rng.random() < 0.2:
-                value = b"~".join([value] * rng.choice((2, 50, 500)))
+            if rng.random() < 0.2:  # repetitions, no more than the input can hold
+                times = min(rng.choice((2, 50, 500)), MAX_INPUT // (len(value) + 1) + 1)
+                value = b"~".join([value] * times)
             fields[f] = value
             segs[k] = b"|".join(fields)
+        if sum(len(seg) for seg in segs) > MAX_INPUT:
+            break  # grown past what is kept: more mutations would only cost memory
     out = rng.choice((b"\r", b"\r", b"\n", b"\r\n")).join(segs)
     if rng.random() < 0.35:
         out = mutate_bytes(rng, out, ER7_TOKENS)

@@ -54,3 +54,26 @@ def test_a_seeded_pass_finds_nothing_in_our_code(tmp_path: Path) -> None:
                                  for f in ours)
     for name, outcomes in report.outcomes.items():
         assert outcomes.get("ok", 0) + outcomes.get("refused", 0) > 0, name
+
+
+def test_making_a_case_takes_little_memory_itself() -> None:
+    # Seed 457965, mllp-server case 540: repeating a field of repetitions of
+    # a 70 KB value, over four mutations, took 3.7 GB before the input was cut
+    # to 1 MB. The harness counted that as the gateway's memory (and, with
+    # its address-space limit, its worker died).
+    import tracemalloc
+
+    from gateway.fuzz import MAX_INPUT, _case_rng
+
+    tracemalloc.start()
+    try:
+        for name, cases in (("mllp-server", [540, *range(300)]), ("hl7v2", range(300))):
+            target = TARGETS[name]()
+            seeds = target.seeds()
+            for index in cases:
+                tracemalloc.reset_peak()
+                data = target.generate(_case_rng(457965, name, index), seeds)
+                peak = tracemalloc.get_traced_memory()[1]
+                assert len(data) <= MAX_INPUT + 8 and peak < 32 * MAX_INPUT, (name, index, peak)
+    finally:
+        tracemalloc.stop()
