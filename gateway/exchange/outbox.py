@@ -28,8 +28,9 @@ is permanent (``dead`` at once). When the destination itself did not answer
 deliveries are held until the failed one's next attempt (:func:`hold`): a
 peer that is down or silent then costs one timeout per backoff period, not
 one per queued delivery, and the deliveries to other peers go on. A 500 is
-taken as this payload's problem, not the peer's, and holds nothing back. Each delivery authenticates with a token
-from the destination's ``/auth/token`` (SMART Backend Services,
+taken as this payload's problem, not the peer's, and holds nothing back.
+Each delivery authenticates with a token from the destination's
+``/auth/token`` (SMART Backend Services,
 :func:`gateway.exchange.fhir_client.get_token`).
 """
 

@@ -65,6 +65,15 @@ _ATTEMPTS = 10  # tries of a write before its error is the caller's
 DEFAULT_DB_TIMEOUT = 30.0  # seconds a statement may run or wait (GATEWAY_DB_TIMEOUT)
 
 
+def _last_try(attempts: int, exc: BaseException) -> bool:
+    """Whether a write that failed with ``exc`` on try ``attempts`` is given
+    up: after ``_ATTEMPTS`` tries, at once when the database's deadline
+    passed (another try would wait as long again), and after the second
+    when the connection was lost (one new connection is worth a try)."""
+    return (attempts >= _ATTEMPTS or deadline_passed(exc)
+            or (attempts >= 2 and connection_failed(exc)))
+
+
 def _backoff(attempts: int) -> float:
     """Seconds to wait before try ``attempts + 1``: random, so that writers
     that collided do not collide again, and longer each time."""
@@ -191,8 +200,7 @@ class Store:
                     return await committer.run(work)
                 return await self._submit(work)
             except self._retryable as exc:
-                if attempts >= _ATTEMPTS or deadline_passed(exc) or (
-                        attempts >= 2 and connection_failed(exc)):
+                if _last_try(attempts, exc):
                     raise
                 await asyncio.sleep(_backoff(attempts))
 
@@ -296,8 +304,7 @@ class Store:
             try:
                 return self._group.run(work)
             except self._retryable as exc:
-                if attempts >= _ATTEMPTS or deadline_passed(exc) or (
-                        attempts >= 2 and connection_failed(exc)):
+                if _last_try(attempts, exc):
                     raise
                 time.sleep(_backoff(attempts))
 
@@ -564,19 +571,16 @@ def database_unavailable(exc: BaseException) -> bool:
     """Is ``exc`` the database being unreachable, overloaded or past its
     deadline, something a later try may not meet, rather than a bug? Its
     transaction was rolled back: nothing of it is stored."""
-    from sqlalchemy.exc import DBAPIError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     if isinstance(exc, (PoolTimeout, DeadlinePassed)):
         return True  # no connection of the pool came free in time; no answer in time
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
+    if connection_failed(exc):
+        return True  # no server answered, or the connection to it was lost
     orig = _driver_error(exc)
     state = getattr(orig, "sqlstate", None)
     if isinstance(state, str):
         return state[:2] in _UNAVAILABLE_CLASSES or state in _UNAVAILABLE_STATES
-    if _psycopg_operational(orig):
-        return True  # no server answered (no SQLSTATE: the connection failed or timed out)
     message = str(orig)
     return type(orig).__name__ == "OperationalError" and (
         "database is locked" in message or "database is busy" in message)
